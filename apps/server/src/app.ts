@@ -1,0 +1,83 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyServerOptions } from 'fastify';
+import type { Config } from './config.js';
+import { disbursementRoutes } from './disbursements/routes.js';
+import { organizationRoutes } from './organizations/routes.js';
+import type { DatabaseHandle } from './platform/db.js';
+import { type App, installAuth, installErrorHandling, installValidation, maxBodyBytes } from './platform/http.js';
+import { newId } from './platform/ids.js';
+import { isReady } from './platform/migrate.js';
+import { ErrorBody } from './platform/schemas.js';
+import { programRoutes } from './programs/routes.js';
+import { taskRoutes } from './tasks/routes.js';
+import { userRoutes } from './users/routes.js';
+
+export const apiVersion = '2026-11-25';
+
+/** Builds the HTTP application on an open database; the caller listens and closes. */
+export async function buildApp(
+  config: Pick<Config, 'adminToken' | 'logLevel'>,
+  database: DatabaseHandle,
+  options: { logger?: FastifyServerOptions['logger'] } = {},
+): Promise<App> {
+  const app = Fastify({
+    logger: options.logger ?? { level: config.logLevel },
+    bodyLimit: maxBodyBytes,
+    genReqId: () => newId('request'),
+    requestIdLogLabel: 'requestId',
+    ajv: { customOptions: { coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>() as App;
+
+  const { db } = database;
+  // JSON only: without these parsers a text body is answered with 415 unsupported_media_type.
+  app.removeContentTypeParser(['text/plain']);
+  // A mutating request may carry no body at all (PUT …/complete); validate it as an empty object.
+  app.addHook('preValidation', async (request) => {
+    if (request.body === undefined && request.method !== 'GET' && request.method !== 'HEAD') request.body = {};
+  });
+  installValidation(app);
+  installErrorHandling(app);
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('X-Request-Id', request.id);
+  });
+  installAuth(app, { db, adminToken: config.adminToken });
+  app.addSchema(ErrorBody);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Tranche API',
+        version: apiVersion,
+        description:
+          'Milestone-based disbursements: fund a program’s award pool, reserve budget when a milestone is assigned, release it when the milestone is verified. Amounts are decimal dollars with at most two decimals.',
+      },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'Your organization’s secret API key.' },
+          operatorToken: { type: 'http', scheme: 'bearer', description: 'The operator token (TRANCHE_ADMIN_TOKEN).' },
+        },
+      },
+      security: [{ apiKey: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    const ready = await isReady(db);
+    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', database: database.kind });
+  });
+
+  organizationRoutes(app, { db });
+  programRoutes(app, { db });
+  userRoutes(app, { db });
+  taskRoutes(app, { db });
+  disbursementRoutes(app, { db });
+  await app.ready();
+  return app;
+}

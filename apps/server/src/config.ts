@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/** Everything the process reads from its environment, parsed once at start. */
+export interface Config {
+  port: number;
+  host: string;
+  /** PostgreSQL connection string; undefined selects the embedded PGlite database. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Operator token for `POST /v1/organizations`; undefined disables operator endpoints. */
+  adminToken: string | undefined;
+  issuer: 'sandbox' | 'highnote';
+  logLevel: string;
+  /** How often the worker looks for expired reservations. */
+  sweepIntervalMs: number;
+  /** Connections in the PostgreSQL pool of one process. */
+  databasePoolSize: number;
+}
+
+export class ConfigError extends Error {}
+
+const defaultPort = 3000;
+const defaultSweepIntervalMs = 5_000;
+const defaultDatabasePoolSize = 20;
+
+function parseInteger(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+/**
+ * Reads and validates the environment. In embedded mode an operator token is generated once and
+ * kept in the data directory, so that `npm start` needs no setup and restarts keep the same token.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const databaseUrl = env.DATABASE_URL?.trim() || undefined;
+  const dataDir = resolve(env.TRANCHE_DATA_DIR?.trim() || './.data');
+  const issuer = env.TRANCHE_ISSUER?.trim() || 'sandbox';
+  if (issuer !== 'sandbox' && issuer !== 'highnote') {
+    throw new ConfigError(`TRANCHE_ISSUER must be "sandbox" or "highnote", got "${issuer}"`);
+  }
+  let adminToken = env.TRANCHE_ADMIN_TOKEN?.trim() || undefined;
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new ConfigError('TRANCHE_ADMIN_TOKEN must be at least 16 characters');
+  }
+  if (adminToken === undefined && databaseUrl === undefined) {
+    adminToken = embeddedAdminToken(dataDir);
+  }
+  return {
+    port: parseInteger('PORT', env.PORT, defaultPort, 0, 65535),
+    host: env.HOST?.trim() || '127.0.0.1',
+    databaseUrl,
+    dataDir,
+    adminToken,
+    issuer,
+    logLevel: env.LOG_LEVEL?.trim() || 'info',
+    sweepIntervalMs: parseInteger(
+      'TRANCHE_SWEEP_INTERVAL_MS',
+      env.TRANCHE_SWEEP_INTERVAL_MS,
+      defaultSweepIntervalMs,
+      10,
+      3_600_000,
+    ),
+    databasePoolSize: parseInteger(
+      'TRANCHE_DATABASE_POOL_SIZE',
+      env.TRANCHE_DATABASE_POOL_SIZE,
+      defaultDatabasePoolSize,
+      1,
+      500,
+    ),
+  };
+}
+
+function embeddedAdminToken(dataDir: string): string {
+  const file = join(dataDir, 'admin-token');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const token = `tra_admin_${randomBytes(24).toString('base64url')}`;
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return token;
+}

@@ -1,0 +1,51 @@
+import { Type } from 'typebox';
+import type { Db } from '../platform/db.js';
+import { type App, mutate } from '../platform/http.js';
+import { errorResponses, Id, Timestamp } from '../platform/schemas.js';
+import { createOrganization } from './service.js';
+
+export function organizationRoutes(app: App, deps: { db: Db }): void {
+  const { db } = deps;
+  app.post(
+    '/v1/organizations',
+    {
+      config: { auth: 'operator' },
+      schema: {
+        tags: ['operator'],
+        summary: 'Create an organization (operator token); its API key is shown once',
+        security: [{ operatorToken: [] }],
+        body: Type.Object(
+          {
+            name: Type.String({
+              minLength: 1,
+              maxLength: 200,
+              description: 'Organization name.',
+              examples: ['Acme Workforce'],
+            }),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({
+            id: Id('org', 'Organization id.'),
+            object: Type.Literal('organization'),
+            name: Type.String({ description: 'Organization name.' }),
+            apiKey: Type.String({
+              description: 'Secret API key; store it now, it is not shown again.',
+              examples: ['sk_…'],
+            }),
+            createdAt: Timestamp('Created.'),
+          }),
+          ...errorResponses(422),
+        },
+      },
+    },
+    async (request, reply) =>
+      mutate(db, request, reply, 201, async (tx) => {
+        const created = await createOrganization(tx, request.body.name);
+        if (!created.ok) return created;
+        const { id, name, apiKey, createdAt } = created.value;
+        return { ok: true, value: { id, object: 'organization', name, apiKey, createdAt: createdAt.toISOString() } };
+      }),
+  );
+}

@@ -1,0 +1,160 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  Kysely,
+  PostgresAdapter,
+  PostgresDialect,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely';
+import pg from 'pg';
+import type { Database } from './schema.js';
+
+export type Db = Kysely<Database>;
+
+export interface DatabaseHandle {
+  db: Db;
+  kind: 'postgres' | 'pglite';
+  close(): Promise<void>;
+}
+
+const int8Oid = 20;
+const numericOid = 1700;
+const dateOid = 1082;
+
+/**
+ * Opens PostgreSQL when a URL is given, otherwise the embedded PGlite database in `dataDir`
+ * (`memory://` keeps it in memory). Both return int8 as `bigint`, so money never passes
+ * through a float.
+ */
+export async function openDatabase(options: {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  poolSize?: number;
+}): Promise<DatabaseHandle> {
+  if (options.databaseUrl) {
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: options.poolSize ?? 20,
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+          if (oid === int8Oid) return (value: string) => BigInt(value);
+          // A calendar date stays the text it is; a Date object would shift it by the time zone.
+          if (oid === dateOid) return (value: string) => value;
+          return pg.types.getTypeParser(oid, format);
+        }) as typeof pg.types.getTypeParser,
+      },
+    });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    return { db, kind: 'postgres', close: () => db.destroy() };
+  }
+  const dataDir = options.dataDir === 'memory://' ? options.dataDir : join(options.dataDir, 'pglite');
+  if (dataDir !== 'memory://') mkdirSync(dataDir, { recursive: true });
+  const client = await PGlite.create(dataDir, {
+    parsers: {
+      [int8Oid]: (value: string) => BigInt(value),
+      [numericOid]: (value: string) => value,
+      [dateOid]: (value: string) => value,
+    },
+  });
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(client) });
+  return { db, kind: 'pglite', close: () => db.destroy() };
+}
+
+/**
+ * PGlite is one session. Kysely hands out a "connection" per query and holds one for the length
+ * of a transaction, so every hand-out takes a lock: two transactions never interleave their
+ * statements on the one session (the published kysely-pglite driver shares the session without
+ * a lock, which lets concurrent transactions corrupt each other).
+ */
+class PGliteDialect implements Dialect {
+  constructor(private readonly client: PGlite) {}
+  createAdapter() {
+    return new PostgresAdapter();
+  }
+  createDriver(): Driver {
+    return new PGliteDriver(this.client);
+  }
+  createQueryCompiler() {
+    return new PostgresQueryCompiler();
+  }
+  createIntrospector(db: Kysely<unknown>) {
+    return new PostgresIntrospector(db);
+  }
+}
+
+class PGliteDriver implements Driver {
+  #queue: Promise<void> = Promise.resolve();
+  #releases = new WeakMap<DatabaseConnection, () => void>();
+  constructor(private readonly client: PGlite) {}
+  async init() {}
+  async acquireConnection(): Promise<DatabaseConnection> {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const previous = this.#queue;
+    this.#queue = previous.then(() => held);
+    await previous;
+    const connection = new PGliteConnection(this.client);
+    this.#releases.set(connection, release);
+    return connection;
+  }
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings) {
+    const isolation = settings.isolationLevel ? ` ISOLATION LEVEL ${settings.isolationLevel.toUpperCase()}` : '';
+    await connection.executeQuery(CompiledQuery.raw(`BEGIN${isolation}`));
+  }
+  async commitTransaction(connection: DatabaseConnection) {
+    await connection.executeQuery(CompiledQuery.raw('COMMIT'));
+  }
+  async rollbackTransaction(connection: DatabaseConnection) {
+    await connection.executeQuery(CompiledQuery.raw('ROLLBACK'));
+  }
+  async releaseConnection(connection: DatabaseConnection) {
+    this.#releases.get(connection)?.();
+    this.#releases.delete(connection);
+  }
+  async destroy() {
+    await this.#queue;
+    await this.client.close();
+  }
+}
+
+class PGliteConnection implements DatabaseConnection {
+  constructor(private readonly client: PGlite) {}
+  async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    // A statement without parameters may hold several commands (a migration); only the simple
+    // protocol, `exec`, runs those. Its last result is the one Kysely asked for.
+    const result =
+      compiledQuery.parameters.length === 0
+        ? ((await this.client.exec(compiledQuery.sql)).at(-1) as Awaited<ReturnType<PGlite['query']>>)
+        : await this.client.query<R>(compiledQuery.sql, [...compiledQuery.parameters]);
+    const affected = result?.affectedRows;
+    return {
+      rows: (result?.rows ?? []) as R[],
+      ...(affected !== undefined && compiledQuery.query.kind !== 'SelectQueryNode'
+        ? { numAffectedRows: BigInt(affected) }
+        : {}),
+    };
+  }
+  // biome-ignore lint/correctness/useYield: PGlite has no cursor streaming; Kysely requires the method.
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('PGlite does not support streaming queries');
+  }
+}
+
+/** Maps a PostgreSQL error to its SQLSTATE code and constraint name, for both drivers. */
+export function databaseErrorOf(error: unknown): { code: string; constraint: string | undefined } | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string' || code.length !== 5) return undefined;
+  const constraint = (error as { constraint?: unknown }).constraint;
+  return { code, constraint: typeof constraint === 'string' ? constraint : undefined };
+}

@@ -1,0 +1,38 @@
+import { type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import type { Db } from './db.js';
+import * as ledgerCore from './migrations/0001_ledger_core.js';
+
+/** The ordered migrations. A landed migration is frozen; changes come as a new entry. */
+const migrations: Record<string, Migration> = {
+  '0001_ledger_core': ledgerCore,
+};
+
+class StaticMigrationProvider implements MigrationProvider {
+  async getMigrations() {
+    return migrations;
+  }
+}
+
+export function latestMigrationName(): string {
+  const names = Object.keys(migrations).sort();
+  return names[names.length - 1] as string;
+}
+
+export async function migrateToLatest(db: Db): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new StaticMigrationProvider() });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error;
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** True when the database answers and the newest migration is applied. */
+export async function isReady(db: Db): Promise<boolean> {
+  try {
+    const result = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name DESC LIMIT 1`.execute(
+      db,
+    );
+    return result.rows[0]?.name === latestMigrationName();
+  } catch {
+    return false;
+  }
+}

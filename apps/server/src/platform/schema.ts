@@ -1,0 +1,190 @@
+import type { ColumnType, Generated } from 'kysely';
+
+// Row types of the tables created by the migrations; money columns are bigint cents.
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Json = ColumnType<unknown, string | undefined, string>;
+
+export interface OrganizationsTable {
+  id: string;
+  name: string;
+  created_at: Timestamp;
+}
+
+export interface ApiKeysTable {
+  organization_id: string;
+  id: string;
+  secret_hash: string;
+  secret_prefix: string;
+  created_at: Timestamp;
+  revoked_at: Date | null;
+}
+
+export type AccountKind = 'funding' | 'pool' | 'in_transit' | 'disbursed';
+
+export interface LedgerAccountsTable {
+  organization_id: string;
+  id: string;
+  program_id: string | null;
+  kind: AccountKind;
+  debits_pending_cents: ColumnType<bigint, bigint | undefined, bigint>;
+  debits_posted_cents: ColumnType<bigint, bigint | undefined, bigint>;
+  credits_pending_cents: ColumnType<bigint, bigint | undefined, bigint>;
+  credits_posted_cents: ColumnType<bigint, bigint | undefined, bigint>;
+  debits_must_not_exceed_credits: boolean;
+  credits_must_not_exceed_debits: boolean;
+  frozen: Generated<boolean>;
+  created_at: Timestamp;
+}
+
+export type TransferKind = 'posted' | 'pending' | 'post_pending' | 'void_pending';
+export type TransferCode = 'program_funding' | 'reservation' | 'program_return' | 'settlement';
+
+export interface LedgerTransfersTable {
+  organization_id: string;
+  id: string;
+  debit_account_id: string;
+  credit_account_id: string;
+  amount_cents: bigint;
+  kind: TransferKind;
+  pending_id: string | null;
+  code: TransferCode;
+  program_id: string;
+  user_task_id: string | null;
+  created_at: Timestamp;
+}
+
+export type ProgramStatus = 'active' | 'paused' | 'closed';
+
+export interface ProgramsTable {
+  organization_id: string;
+  id: string;
+  name: string;
+  description: string | null;
+  program_type: string | null;
+  card_product_id: string | null;
+  total_award_pool_cents: bigint;
+  max_participants: number;
+  participant_count: Generated<number>;
+  status: Generated<ProgramStatus>;
+  starts_at: Date | string | null;
+  ends_at: Date | string | null;
+  metadata: Json;
+  pool_account_id: string;
+  in_transit_account_id: string;
+  disbursed_account_id: string;
+  funding_account_id: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  closed_at: Date | string | null;
+}
+
+export interface UsersTable {
+  organization_id: string;
+  id: string;
+  external_id: string | null;
+  highnote_account_holder_id: string | null;
+  first_name: string | null;
+  last_name: string | null;
+  email: string | null;
+  phone_number: string | null;
+  date_of_birth: string | null;
+  metadata: Json;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface EnrollmentsTable {
+  organization_id: string;
+  program_id: string;
+  user_id: string;
+  status: 'active' | 'dismissed';
+  enrolled_at: Timestamp;
+  dismissed_at: Date | string | null;
+}
+
+export interface TasksTable {
+  organization_id: string;
+  id: string;
+  program_id: string;
+  name: string;
+  description: string | null;
+  monetary_value_cents: bigint;
+  starts_at: Date | string | null;
+  ends_at: Date | string | null;
+  metadata: Json;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export type UserTaskStatus =
+  | 'assigned'
+  | 'pending_approval'
+  | 'completed'
+  | 'funded'
+  | 'cancelled'
+  | 'expired'
+  | 'funding_failed';
+
+export interface UserTasksTable {
+  organization_id: string;
+  id: string;
+  program_id: string;
+  user_id: string;
+  task_id: string | null;
+  name: string | null;
+  status: UserTaskStatus;
+  monetary_value_cents: bigint;
+  completed_amount_cents: bigint | null;
+  reservation_transfer_id: string;
+  resolution_transfer_id: string | null;
+  completed_by: string | null;
+  evidence: ColumnType<unknown, string | null | undefined, string | null>;
+  cancellation_reason: string | null;
+  expires_at: Date | string | null;
+  completed_at: Date | string | null;
+  cancelled_at: Date | string | null;
+  expired_at: Date | string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export type DisbursementStatus = 'awaiting_card' | 'pending' | 'processing' | 'settled' | 'failed';
+
+export interface DisbursementsTable {
+  organization_id: string;
+  id: string;
+  user_task_id: string;
+  program_id: string;
+  user_id: string;
+  amount_cents: bigint;
+  status: DisbursementStatus;
+  failure_reason: string | null;
+  settled_at: Date | string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface IdempotencyKeysTable {
+  scope: string;
+  key: string;
+  request_hash: string;
+  response_status: number | null;
+  response_body: ColumnType<unknown, string | null | undefined, string | null>;
+  created_at: Timestamp;
+  expires_at: Date | string;
+}
+
+export interface Database {
+  organizations: OrganizationsTable;
+  api_keys: ApiKeysTable;
+  ledger_accounts: LedgerAccountsTable;
+  ledger_transfers: LedgerTransfersTable;
+  programs: ProgramsTable;
+  users: UsersTable;
+  enrollments: EnrollmentsTable;
+  tasks: TasksTable;
+  user_tasks: UserTasksTable;
+  disbursements: DisbursementsTable;
+  idempotency_keys: IdempotencyKeysTable;
+}

@@ -1,0 +1,90 @@
+import { type TSchema, Type } from 'typebox';
+import { errorStatuses } from './errors.js';
+import { maxIdLength } from './ids.js';
+import { maxAmountDollars } from './money.js';
+
+/** Shared pieces of the route schemas; every field carries a description and an example. */
+
+export const Id = (prefix: string, description: string) =>
+  Type.String({
+    minLength: 1,
+    maxLength: maxIdLength,
+    description,
+    examples: [`${prefix}_01jd8n3q7v0c4x2m5k9e6t1hzr`],
+  });
+
+export const Dollars = (description: string, example: number) =>
+  Type.Number({
+    exclusiveMinimum: 0,
+    maximum: maxAmountDollars,
+    description: `${description} Decimal dollars with at most two decimals.`,
+    examples: [example],
+  });
+
+export const BalanceDollars = (description: string, example: number) =>
+  Type.Number({ minimum: 0, description: `${description} Decimal dollars.`, examples: [example] });
+
+export const Timestamp = (description: string) =>
+  Type.String({
+    format: 'date-time',
+    description: `${description} ISO 8601, UTC.`,
+    examples: ['2026-11-25T10:00:00.000Z'],
+  });
+
+export const NullableTimestamp = (description: string) => Type.Union([Timestamp(description), Type.Null()]);
+
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+/** Free-form string pairs a partner keeps on an object; limited in size. */
+export const Metadata = Type.Record(Type.String({ maxLength: 40 }), Type.String({ maxLength: 500 }), {
+  maxProperties: 50,
+  description: 'Up to 50 string pairs of your own.',
+  examples: [{ cohort: 'spring-2027' }],
+});
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.Union(
+        Object.keys(errorStatuses).map((code) => Type.Literal(code)),
+        { description: 'One of the closed list of error codes.' },
+      ),
+      message: Type.String({
+        description: 'What went wrong, for a person.',
+        examples: ['monetaryValue must be greater than 0'],
+      }),
+      param: Type.Optional(Type.String({ description: 'The request field at fault.', examples: ['monetaryValue'] })),
+      requestId: Type.String({ description: 'Quote it to support.', examples: ['req_01jd8n3q7v0c4x2m5k9e6t1hzr'] }),
+    }),
+  },
+  { $id: 'Error', description: 'The error envelope every failed request answers with.' },
+);
+
+export const maxPageSize = 100;
+export const defaultPageSize = 20;
+
+export const ListQuery = {
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: maxPageSize, default: defaultPageSize, description: 'Page size, 1–100.' }),
+  ),
+  cursor: Type.Optional(Type.String({ maxLength: 200, description: 'The `nextCursor` of the previous page.' })),
+};
+
+export const ListOf = <T extends TSchema>(item: T, description: string) =>
+  Type.Object(
+    {
+      data: Type.Array(item),
+      hasMore: Type.Boolean({ description: 'Whether another page follows.' }),
+      nextCursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page.' })),
+    },
+    { description },
+  );
+
+/** The error responses a route declares, by status, so the OpenAPI document lists them. */
+export function errorResponses(...statuses: number[]): Record<number, typeof ErrorRef> {
+  const responses: Record<number, typeof ErrorRef> = {};
+  for (const status of [400, 401, 404, 413, 415, 500, ...statuses]) responses[status] = ErrorRef;
+  return responses;
+}
+
+export const ErrorRef = Type.Ref('Error');

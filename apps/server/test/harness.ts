@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { buildApp } from '../src/app.js';
+import { type DatabaseHandle, openDatabase } from '../src/platform/db.js';
+import type { App } from '../src/platform/http.js';
+import { migrateToLatest } from '../src/platform/migrate.js';
+
+/**
+ * Starts the real HTTP server on a real database: embedded PGlite (in memory) by default, or a
+ * fresh PostgreSQL database when TRANCHE_TEST_DATABASE=postgres. Tests talk to it with fetch.
+ */
+
+export const testDatabaseKind = process.env.TRANCHE_TEST_DATABASE === 'postgres' ? 'postgres' : 'pglite';
+export const postgresAdminUrl = process.env.TRANCHE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const adminToken = 'tra_admin_test_token_0123456789';
+
+export interface TestServer {
+  app: App;
+  baseUrl: string;
+  database: DatabaseHandle;
+  /** The database URL when on PostgreSQL, so other processes can join. */
+  databaseUrl: string | undefined;
+  close(): Promise<void>;
+}
+
+/** Creates an empty PostgreSQL database for one test file and returns its URL and a dropper. */
+export async function createPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `tranche_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: postgresAdminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(postgresAdminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: postgresAdminUrl });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+export async function startTestServer(options: { poolSize?: number } = {}): Promise<TestServer> {
+  let databaseUrl: string | undefined;
+  let drop: (() => Promise<void>) | undefined;
+  if (testDatabaseKind === 'postgres') {
+    const created = await createPostgresDatabase();
+    databaseUrl = created.url;
+    drop = created.drop;
+  }
+  const database = await openDatabase({ databaseUrl, dataDir: 'memory://', poolSize: options.poolSize ?? 20 });
+  await migrateToLatest(database.db);
+  const app = await buildApp({ adminToken, logLevel: 'silent' }, database, { logger: false });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
+  return {
+    app,
+    baseUrl: `http://127.0.0.1:${address.port}`,
+    database,
+    databaseUrl,
+    async close() {
+      await app.close();
+      await database.close();
+      await drop?.();
+    },
+  };
+}
+
+export interface Call {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+
+/** A thin HTTP client for tests: JSON in, JSON out, nothing hidden. */
+export function client(baseUrl: string, apiKey?: string) {
+  return async function call(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Call> {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: {
+        ...(apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` }),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      // leave as text
+    }
+    return { status: response.status, body: parsed, headers: response.headers };
+  };
+}
+
+export type Client = ReturnType<typeof client>;
+
+/** Creates an organization through the operator route and returns a client holding its key. */
+export async function newOrganization(server: TestServer, name = 'Acme Workforce') {
+  const operator = client(server.baseUrl, adminToken);
+  const created = await operator('POST', '/v1/organizations', { name });
+  if (created.status !== 201) throw new Error(`organization: ${created.status} ${JSON.stringify(created.body)}`);
+  return { id: created.body.id as string, apiKey: created.body.apiKey as string, call: client(server.baseUrl, created.body.apiKey) };
+}
+
+/** A program with `pool` dollars and a participant, the usual starting point. */
+export async function programWithUser(call: Client, pool = 50_000, maxParticipants = 100) {
+  const program = await call('POST', '/v1/programs', {
+    name: 'OSHA completion funding',
+    cardProductId: 'cp_test',
+    totalAwardPool: pool,
+    maxParticipants,
+  });
+  if (program.status !== 201) throw new Error(`program: ${program.status} ${JSON.stringify(program.body)}`);
+  const user = await call('POST', '/v1/users', { highnoteAccountHolderId: 'ach_1842' });
+  if (user.status !== 201) throw new Error(`user: ${user.status} ${JSON.stringify(user.body)}`);
+  return { programId: program.body.id as string, userId: user.body.id as string };
+}
+
+/** Counts rows of a table for one organization: tests check what a request left behind. */
+export async function countRows(server: TestServer, table: string, organizationId: string): Promise<number> {
+  const { sql } = await import('kysely');
+  const result = await sql<{ count: string | bigint }>`SELECT count(*) AS count FROM ${sql.table(table)} WHERE organization_id = ${organizationId}`.execute(
+    server.database.db,
+  );
+  return Number(result.rows[0]?.count ?? 0);
+}
