@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { monotonicFactory } from 'ulid';
 
 /** Every public id is a prefix and a ULID, so ids sort by creation time and say what they name. */
@@ -24,3 +25,14 @@ export function newId(kind: IdKind): string {
 
 /** Largest id length accepted in a path or body; longer input is a validation error, not a lookup. */
 export const maxIdLength = 64;
+
+/**
+ * The transfer that resolves a user task's reservation (its post or void) is named after the user
+ * task, so a retry or a second worker can never resolve it under another id.
+ */
+export function resolutionTransferId(userTaskId: string): string {
+  return `${idPrefixes.transfer}_${userTaskId}`;
+}
+
+/** The same name computed in SQL from a `user_tasks.id` column, for set-wise updates. */
+export const resolutionTransferIdOfRow = sql<string>`${sql.lit(`${idPrefixes.transfer}_`)} || id`;

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { applyLedgerBatch, assertAllApplied, type LedgerOperation, maxBatchSize } from '../ledger/ledger.js';
 import type { Db } from '../platform/db.js';
 import { assert, fail, ok, type Result } from '../platform/errors.js';
-import { newId } from '../platform/ids.js';
+import { newId, resolutionTransferIdOfRow } from '../platform/ids.js';
 import type { ProgramStatus } from '../platform/schema.js';
 
 export interface ProgramBalances {
@@ -411,7 +411,7 @@ export async function releaseOpenUserTasks(
       cancellation_reason: reason,
       cancelled_at: new Date(),
       updated_at: new Date(),
-      resolution_transfer_id: sql<string>`'trf_' || id`,
+      resolution_transfer_id: resolutionTransferIdOfRow,
     })
     .where('organization_id', '=', organizationId)
     .where('program_id', '=', filter.programId)

@@ -1,7 +1,7 @@
 import { applyLedgerBatch, assertAllApplied, type LedgerOperation, type LedgerRejection } from '../ledger/ledger.js';
 import type { Db } from '../platform/db.js';
 import { assert, type Failure, fail, ok, type Result } from '../platform/errors.js';
-import { newId } from '../platform/ids.js';
+import { newId, resolutionTransferId, resolutionTransferIdOfRow } from '../platform/ids.js';
 import type { UserTaskStatus } from '../platform/schema.js';
 import { findProgram } from '../programs/service.js';
 import { getUser, takeSeat } from '../users/service.js';
@@ -231,11 +231,6 @@ export async function listUserTasks(db: Db, organizationId: string, filter: User
   if (filter.taskId !== undefined) query = query.where('ut.task_id', '=', filter.taskId);
   if (filter.status !== undefined) query = query.where('ut.status', '=', filter.status);
   return (await query.execute()).map(userTaskOf);
-}
-
-/** The id of the transfer that resolves a user task's reservation: derived, so it is the same on every retry. */
-export function resolutionTransferId(userTaskId: string): string {
-  return `trf_${userTaskId}`;
 }
 
 function programRefusal(reason: LedgerRejection, programId: string): Failure {
@@ -470,19 +465,17 @@ export async function expireDueUserTasks(tx: Db, now: Date = new Date()): Promis
     .skipLocked()
     .execute();
   if (due.length === 0) return 0;
+  await tx
+    .updateTable('user_tasks')
+    .set({ status: 'expired', expired_at: now, updated_at: now, resolution_transfer_id: resolutionTransferIdOfRow })
+    .where(
+      'id',
+      'in',
+      due.map((row) => row.id),
+    )
+    .execute();
   const byOrganization = new Map<string, LedgerOperation[]>();
   for (const row of due) {
-    await tx
-      .updateTable('user_tasks')
-      .set({
-        status: 'expired',
-        expired_at: now,
-        updated_at: now,
-        resolution_transfer_id: resolutionTransferId(row.id),
-      })
-      .where('organization_id', '=', row.organization_id)
-      .where('id', '=', row.id)
-      .execute();
     const operations = byOrganization.get(row.organization_id) ?? [];
     operations.push({ type: 'void', id: resolutionTransferId(row.id), pendingId: row.reservation_transfer_id });
     byOrganization.set(row.organization_id, operations);
