@@ -180,9 +180,7 @@ describe.runIf(testDatabaseKind === 'postgres')('racing requests across processe
 
     const first = reservations.find((r) => r.status === 201);
     const completes = await Promise.all(
-      Array.from({ length: 21 }, (_, i) =>
-        (calls[i % 3] as Client)('PUT', `/v1/usertasks/${first?.body.id}/complete`),
-      ),
+      Array.from({ length: 21 }, (_, i) => (calls[i % 3] as Client)('PUT', `/v1/usertasks/${first?.body.id}/complete`)),
     );
     expect(tally(completes)).toEqual({ '200': 1, '409 invalid_state': 20 });
 

@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminToken, client, countRows, newOrganization, programWithUser, startTestServer, type TestServer } from './harness.js';
+import {
+  adminToken,
+  client,
+  countRows,
+  newOrganization,
+  programWithUser,
+  startTestServer,
+  type TestServer,
+} from './harness.js';
 
 let server: TestServer;
 let org: Awaited<ReturnType<typeof newOrganization>>;
@@ -15,7 +23,13 @@ beforeAll(async () => {
   const userTask = await org.call('POST', '/v1/usertasks', { programId, userId, monetaryValue: 20 });
   const done = await org.call('POST', '/v1/usertasks', { programId, userId, monetaryValue: 5 });
   const completed = await org.call('PUT', `/v1/usertasks/${done.body.id}/complete`);
-  ids = { programId, userId, taskId: task.body.id, userTaskId: userTask.body.id, disbursementId: completed.body.disbursementId };
+  ids = {
+    programId,
+    userId,
+    taskId: task.body.id,
+    userTaskId: userTask.body.id,
+    disbursementId: completed.body.disbursementId,
+  };
 });
 
 afterAll(async () => {
@@ -117,8 +131,22 @@ describe('errors and bad input', () => {
       ['POST', '/v1/usertasks', { programId: 'prg_unknown', userId, monetaryValue: 5 }, 404, 'not_found', 'programId'],
       ['POST', '/v1/usertasks', { programId, userId: 'usr_unknown', monetaryValue: 5 }, 404, 'not_found', 'userId'],
       ['POST', '/v1/usertasks', { programId, userId, monetaryValue: 1_000_000 }, 409, 'insufficient_funds', undefined],
-      ['POST', '/v1/programs', { name: 'x', totalAwardPool: 10.123, maxParticipants: 1 }, 400, 'validation_error', 'totalAwardPool'],
-      ['POST', '/v1/programs', { name: 'x', totalAwardPool: 10, maxParticipants: 1.5 }, 400, 'validation_error', 'maxParticipants'],
+      [
+        'POST',
+        '/v1/programs',
+        { name: 'x', totalAwardPool: 10.123, maxParticipants: 1 },
+        400,
+        'validation_error',
+        'totalAwardPool',
+      ],
+      [
+        'POST',
+        '/v1/programs',
+        { name: 'x', totalAwardPool: 10, maxParticipants: 1.5 },
+        400,
+        'validation_error',
+        'maxParticipants',
+      ],
       ['POST', '/v1/programs', { name: '', totalAwardPool: 10, maxParticipants: 1 }, 400, 'validation_error', 'name'],
       ['POST', '/v1/programs', [1, 2], 400, 'validation_error', undefined],
       ['POST', `/v1/programs/${programId}/fund`, { amount: 0.001 }, 400, 'validation_error', 'amount'],
@@ -204,7 +232,8 @@ describe('idempotency', () => {
 describe('lists, headers and documents', () => {
   it('pages with a cursor, newest first, without gaps or repeats', async () => {
     const created: string[] = [];
-    for (let i = 0; i < 7; i++) created.push((await org.call('POST', '/v1/users', { externalId: `page-${i}` })).body.id);
+    for (let i = 0; i < 7; i++)
+      created.push((await org.call('POST', '/v1/users', { externalId: `page-${i}` })).body.id);
     const seen: string[] = [];
     let cursor: string | null = null;
     for (let pageNumber = 0; pageNumber < 100; pageNumber++) {
@@ -237,7 +266,12 @@ describe('lists, headers and documents', () => {
     expect((await call('GET', '/readyz')).body).toMatchObject({ status: 'ready' });
     const document = (await call('GET', '/openapi.json')).body;
     expect(document.openapi).toBe('3.1.0');
-    for (const path of ['/v1/programs', '/v1/usertasks/{id}/complete', '/v1/programs/{id}/ledger', '/v1/disbursements/{id}']) {
+    for (const path of [
+      '/v1/programs',
+      '/v1/usertasks/{id}/complete',
+      '/v1/programs/{id}/ledger',
+      '/v1/disbursements/{id}',
+    ]) {
       expect(Object.keys(document.paths)).toContain(path);
     }
     const complete = document.paths['/v1/usertasks/{id}/complete'].put;

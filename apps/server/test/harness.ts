@@ -72,6 +72,7 @@ export async function startTestServer(options: { poolSize?: number } = {}): Prom
 
 export interface Call {
   status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies of every shape
   body: any;
   headers: Headers;
 }
@@ -111,7 +112,11 @@ export async function newOrganization(server: TestServer, name = 'Acme Workforce
   const operator = client(server.baseUrl, adminToken);
   const created = await operator('POST', '/v1/organizations', { name });
   if (created.status !== 201) throw new Error(`organization: ${created.status} ${JSON.stringify(created.body)}`);
-  return { id: created.body.id as string, apiKey: created.body.apiKey as string, call: client(server.baseUrl, created.body.apiKey) };
+  return {
+    id: created.body.id as string,
+    apiKey: created.body.apiKey as string,
+    call: client(server.baseUrl, created.body.apiKey),
+  };
 }
 
 /** A program with `pool` dollars and a participant, the usual starting point. */
@@ -131,7 +136,9 @@ export async function programWithUser(call: Client, pool = 50_000, maxParticipan
 /** Counts rows of a table for one organization: tests check what a request left behind. */
 export async function countRows(server: TestServer, table: string, organizationId: string): Promise<number> {
   const { sql } = await import('kysely');
-  const result = await sql<{ count: string | bigint }>`SELECT count(*) AS count FROM ${sql.table(table)} WHERE organization_id = ${organizationId}`.execute(
+  const result = await sql<{
+    count: string | bigint;
+  }>`SELECT count(*) AS count FROM ${sql.table(table)} WHERE organization_id = ${organizationId}`.execute(
     server.database.db,
   );
   return Number(result.rows[0]?.count ?? 0);

@@ -19,7 +19,11 @@ beforeAll(async () => {
   db = server.database.db;
   const organization = await newOrganization(server);
   organizationId = organization.id;
-  const program = await organization.call('POST', '/v1/programs', { name: 'Ledger', totalAwardPool: 10000, maxParticipants: 10 });
+  const program = await organization.call('POST', '/v1/programs', {
+    name: 'Ledger',
+    totalAwardPool: 10000,
+    maxParticipants: 10,
+  });
   programId = program.body.id;
   const row = await db
     .selectFrom('programs')
@@ -58,9 +62,10 @@ function reserve(amountCents: bigint) {
 describe('ledger batches', () => {
   it('answers every operation in order and applies only the accepted ones', async () => {
     const poolBefore = await account(accounts.pool);
-    const available = poolBefore.credits_posted_cents - poolBefore.debits_posted_cents - poolBefore.debits_pending_cents;
-    const results = await db.transaction().execute((tx) =>
-      applyLedgerBatch(tx, organizationId, [reserve(40_000n), reserve(available), reserve(60_000n)]),
+    const available =
+      poolBefore.credits_posted_cents - poolBefore.debits_posted_cents - poolBefore.debits_pending_cents;
+    const results = await db.transaction().execute(
+      (tx) => applyLedgerBatch(tx, organizationId, [reserve(40_000n), reserve(available), reserve(60_000n)]),
       // The second asks for everything that was available before the first: refused, the third fits.
     );
     expect(results.map((result) => (result.ok ? 'ok' : result.reason))).toEqual(['ok', 'exceeds_credits', 'ok']);
@@ -75,7 +80,9 @@ describe('ledger batches', () => {
     const post = { type: 'post' as const, id: newId('transfer'), pendingId: reservation.id, amountCents: 2_500n };
     const again = { type: 'void' as const, id: newId('transfer'), pendingId: reservation.id };
     const poolBefore = await account(accounts.pool);
-    const results = await db.transaction().execute((tx) => applyLedgerBatch(tx, organizationId, [reservation, post, again]));
+    const results = await db
+      .transaction()
+      .execute((tx) => applyLedgerBatch(tx, organizationId, [reservation, post, again]));
     expect(results.map((result) => (result.ok ? 'ok' : result.reason))).toEqual([
       'ok',
       'ok',
@@ -85,22 +92,26 @@ describe('ledger batches', () => {
     expect(pool.debits_pending_cents).toBe(poolBefore.debits_pending_cents);
     expect(pool.debits_posted_cents - poolBefore.debits_posted_cents).toBe(2_500n);
 
-    const later = await db.transaction().execute((tx) =>
-      applyLedgerBatch(tx, organizationId, [{ type: 'post', id: newId('transfer'), pendingId: reservation.id }]),
-    );
+    const later = await db
+      .transaction()
+      .execute((tx) =>
+        applyLedgerBatch(tx, organizationId, [{ type: 'post', id: newId('transfer'), pendingId: reservation.id }]),
+      );
     expect(later[0]).toEqual({ ok: false, reason: 'pending_transfer_already_posted' });
   });
 
   it('refuses to post more than was reserved, and voids release the full amount', async () => {
     const reservation = reserve(1_000n);
-    const results = await db.transaction().execute((tx) =>
-      applyLedgerBatch(tx, organizationId, [
-        reservation,
-        { type: 'post', id: newId('transfer'), pendingId: reservation.id, amountCents: 1_001n },
-        { type: 'void', id: newId('transfer'), pendingId: reservation.id },
-        { type: 'void', id: newId('transfer'), pendingId: 'trf_missing' },
-      ]),
-    );
+    const results = await db
+      .transaction()
+      .execute((tx) =>
+        applyLedgerBatch(tx, organizationId, [
+          reservation,
+          { type: 'post', id: newId('transfer'), pendingId: reservation.id, amountCents: 1_001n },
+          { type: 'void', id: newId('transfer'), pendingId: reservation.id },
+          { type: 'void', id: newId('transfer'), pendingId: 'trf_missing' },
+        ]),
+      );
     expect(results.map((result) => (result.ok ? 'ok' : result.reason))).toEqual([
       'ok',
       'exceeds_pending_transfer_amount',
@@ -116,13 +127,15 @@ describe('ledger batches', () => {
     await db.transaction().execute((tx) => applyLedgerBatch(tx, organizationId, [reservation]));
     await db.updateTable('ledger_accounts').set({ frozen: true }).where('id', '=', accounts.pool).execute();
     try {
-      const results = await db.transaction().execute((tx) =>
-        applyLedgerBatch(tx, organizationId, [
-          reserve(100n),
-          { type: 'post', id: newId('transfer'), pendingId: reservation.id },
-          { type: 'void', id: newId('transfer'), pendingId: reservation.id },
-        ]),
-      );
+      const results = await db
+        .transaction()
+        .execute((tx) =>
+          applyLedgerBatch(tx, organizationId, [
+            reserve(100n),
+            { type: 'post', id: newId('transfer'), pendingId: reservation.id },
+            { type: 'void', id: newId('transfer'), pendingId: reservation.id },
+          ]),
+        );
       expect(results.map((result) => (result.ok ? 'ok' : result.reason))).toEqual([
         'account_frozen',
         'account_frozen',
@@ -148,7 +161,9 @@ describe('constraints behind the invariants', () => {
 
   it('no account can be overdrawn or over-reserved, whatever the code does', async () => {
     await expect(
-      sql`UPDATE ledger_accounts SET debits_pending_cents = credits_posted_cents + 1 WHERE id = ${accounts.pool}`.execute(db),
+      sql`UPDATE ledger_accounts SET debits_pending_cents = credits_posted_cents + 1 WHERE id = ${accounts.pool}`.execute(
+        db,
+      ),
     ).rejects.toThrow(/ledger_accounts_debits_within_credits/);
     await expect(
       sql`UPDATE ledger_accounts SET debits_posted_cents = -1 WHERE id = ${accounts.transit}`.execute(db),

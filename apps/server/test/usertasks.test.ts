@@ -16,8 +16,17 @@ afterAll(async () => {
 });
 
 function balancesAddUp(program: { totalAwardPool: number; balances: Record<string, number> }) {
-  const b = program.balances as { available: number; reserved: number; disbursing: number; disbursed: number; returned: number };
-  return Math.round((b.available + b.reserved + b.disbursing + b.disbursed + b.returned) * 100) === Math.round(program.totalAwardPool * 100);
+  const b = program.balances as {
+    available: number;
+    reserved: number;
+    disbursing: number;
+    disbursed: number;
+    returned: number;
+  };
+  return (
+    Math.round((b.available + b.reserved + b.disbursing + b.disbursed + b.returned) * 100) ===
+    Math.round(program.totalAwardPool * 100)
+  );
 }
 
 describe('the milestone lifecycle', () => {
@@ -50,7 +59,13 @@ describe('the milestone lifecycle', () => {
     expect(balancesAddUp(program)).toBe(true);
 
     const disbursement = await org.call('GET', `/v1/disbursements/${completed.body.disbursementId}`);
-    expect(disbursement.body).toMatchObject({ status: 'pending', amount: 500, userTaskId: assigned.body.id, programId, userId });
+    expect(disbursement.body).toMatchObject({
+      status: 'pending',
+      amount: 500,
+      userTaskId: assigned.body.id,
+      programId,
+      userId,
+    });
     const listed = await org.call('GET', `/v1/disbursements?userTaskId=${assigned.body.id}`);
     expect(listed.body.data).toHaveLength(1);
 
@@ -235,7 +250,13 @@ describe('program lifecycle', () => {
     const ledger = await org.call('GET', `/v1/programs/${programId}/ledger?limit=100`);
     const codes = ledger.body.transfers.data.map((t: { code: string; kind: string }) => `${t.code}:${t.kind}`);
     expect(codes).toEqual(
-      expect.arrayContaining(['program_funding:posted', 'reservation:pending', 'reservation:post_pending', 'reservation:void_pending', 'program_return:posted']),
+      expect.arrayContaining([
+        'program_funding:posted',
+        'reservation:pending',
+        'reservation:post_pending',
+        'reservation:void_pending',
+        'program_return:posted',
+      ]),
     );
     expect(ledger.body.balances).toEqual(closed.body.balances);
   });
@@ -243,7 +264,10 @@ describe('program lifecycle', () => {
   it('patch changes the cap but never below the participants enrolled', async () => {
     const { programId, userId } = await programWithUser(org.call, 100, 5);
     await org.call('POST', `/v1/programs/${programId}/users/${userId}`);
-    const lowered = await org.call('PATCH', `/v1/programs/${programId}`, { maxParticipants: 1, metadata: { cohort: 'a' } });
+    const lowered = await org.call('PATCH', `/v1/programs/${programId}`, {
+      maxParticipants: 1,
+      metadata: { cohort: 'a' },
+    });
     expect(lowered.body).toMatchObject({ maxParticipants: 1, metadata: { cohort: 'a' } });
     const tooLow = await org.call('PATCH', `/v1/programs/${programId}`, { maxParticipants: 0 });
     expect(tooLow.status).toBe(400);
@@ -252,7 +276,9 @@ describe('program lifecycle', () => {
   });
 
   it('the database holds the identity for every program after all of the above', async () => {
-    const rows = await sql<{ id: string }>`SELECT id FROM programs WHERE organization_id = ${org.id}`.execute(server.database.db);
+    const rows = await sql<{ id: string }>`SELECT id FROM programs WHERE organization_id = ${org.id}`.execute(
+      server.database.db,
+    );
     expect(rows.rows.length).toBeGreaterThan(5);
     for (const { id } of rows.rows) {
       const program = (await org.call('GET', `/v1/programs/${id}`)).body;

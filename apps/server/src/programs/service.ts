@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import { applyLedgerBatch, assertAllApplied, type LedgerOperation, maxBatchSize } from '../ledger/ledger.js';
 import type { Db } from '../platform/db.js';
 import { assert, fail, ok, type Result } from '../platform/errors.js';
