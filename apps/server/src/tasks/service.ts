@@ -209,11 +209,6 @@ export async function getUserTask(db: Db, organizationId: string, id: string): P
   return row === undefined ? undefined : userTaskOf(row);
 }
 
-async function findUserTask(db: Db, organizationId: string, id: string): Promise<Result<UserTask>> {
-  const userTask = await getUserTask(db, organizationId, id);
-  return userTask === undefined ? fail('not_found', `No user task ${id}`) : ok(userTask);
-}
-
 export interface UserTaskFilter {
   afterId: string | undefined;
   limit: number;
@@ -316,7 +311,7 @@ export async function assign(tx: Db, organizationId: string, input: AssignInput)
         .where('status', 'not in', ['cancelled', 'expired'])
         .doNothing(),
     )
-    .returning('id')
+    .returningAll()
     .executeTakeFirst();
   if (inserted === undefined) {
     return fail('invalid_state', `Task ${input.taskId} is already assigned to user ${input.userId}`, 'taskId');
@@ -336,7 +331,8 @@ export async function assign(tx: Db, organizationId: string, input: AssignInput)
   ]);
   assert(result !== undefined, 'the ledger answers every operation');
   if (!result.ok) return { ok: false, failure: programRefusal(result.reason, programId) };
-  return findUserTask(tx, organizationId, id);
+  // Built from the row just written: no read while the pool's lock is held.
+  return ok(userTaskOf({ ...inserted, disbursement_id: null }));
 }
 
 export interface CompleteInput {
@@ -385,7 +381,7 @@ export async function complete(
     .where((eb) =>
       input.amountCents === undefined ? eb.lit(true) : eb('monetary_value_cents', '>=', input.amountCents),
     )
-    .returning(['program_id', 'user_id', 'reservation_transfer_id', 'completed_amount_cents'])
+    .returningAll()
     .executeTakeFirst();
   if (completed === undefined) {
     const current = await getUserTask(tx, organizationId, id);
@@ -401,11 +397,12 @@ export async function complete(
   }
   const amountCents = completed.completed_amount_cents;
   assert(amountCents !== null && amountCents > 0n, `completed user task ${id} has no amount`);
+  const disbursementId = newId('disbursement');
   await tx
     .insertInto('disbursements')
     .values({
       organization_id: organizationId,
-      id: newId('disbursement'),
+      id: disbursementId,
       user_task_id: id,
       program_id: completed.program_id,
       user_id: completed.user_id,
@@ -418,7 +415,7 @@ export async function complete(
   ]);
   assert(result !== undefined, 'the ledger answers every operation');
   if (!result.ok) return { ok: false, failure: programRefusal(result.reason, completed.program_id) };
-  return findUserTask(tx, organizationId, id);
+  return ok(userTaskOf({ ...completed, disbursement_id: disbursementId }));
 }
 
 /** Cancels an open milestone and voids its reservation; works in a paused program too. */
@@ -436,14 +433,14 @@ export async function cancel(tx: Db, organizationId: string, id: string): Promis
     .where('organization_id', '=', organizationId)
     .where('id', '=', id)
     .where('status', 'in', ['assigned', 'pending_approval'])
-    .returning(['reservation_transfer_id', 'program_id'])
+    .returningAll()
     .executeTakeFirst();
   if (cancelled === undefined) return refusal(tx, organizationId, id, 'cancelled');
   const [result] = await applyLedgerBatch(tx, organizationId, [
     { type: 'void', id: resolutionTransferId(id), pendingId: cancelled.reservation_transfer_id },
   ]);
   assert(result?.ok, `voiding the reservation of ${id} failed`);
-  return findUserTask(tx, organizationId, id);
+  return ok(userTaskOf({ ...cancelled, disbursement_id: null }));
 }
 
 /** Most user tasks one sweep round expires. */
