@@ -26,7 +26,6 @@ export async function buildApp(
     logger: options.logger ?? { level: config.logLevel },
     bodyLimit: maxBodyBytes,
     genReqId: () => newId('request'),
-    requestIdLogLabel: 'requestId',
     ajv: { customOptions: { coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>() as App;
 

@@ -95,6 +95,15 @@ describe('racing requests on one process', () => {
     expect(program.balances.available + program.balances.disbursing).toBe(1000);
   });
 
+  it('racing program creations in one organization all succeed (no deadlock on the funding account)', async () => {
+    const responses = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        org.call('POST', '/v1/programs', { name: `parallel ${i}`, totalAwardPool: 100, maxParticipants: 1 }),
+      ),
+    );
+    expect(tally(responses)).toEqual({ '201': 16 });
+  });
+
   it('racing enrollments never pass maxParticipants', async () => {
     const { programId } = await programWithUser(org.call, 1000, 10);
     const userIds = await usersIn(org.call, 30);

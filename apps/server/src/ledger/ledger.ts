@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../platform/db.js';
-import { assert } from '../platform/errors.js';
+import { assert, type Failure } from '../platform/errors.js';
 import type { TransferCode, TransferKind } from '../platform/schema.js';
 
 /**
@@ -167,6 +167,9 @@ function transferOf(row: {
  * Applies a batch of operations for one organization inside the caller's transaction.
  * Accounts are locked in id order (no deadlock between batches), every check runs after the
  * lock, and the writes go out as one statement, so the lock is held for as little as possible.
+ * The lock is FOR NO KEY UPDATE, the one an UPDATE of the balances takes anyway: it does not
+ * conflict with the KEY SHARE locks that foreign-key checks (a new program or transfer naming
+ * the account) take, so those never deadlock against a ledger batch.
  */
 export async function applyLedgerBatch(
   tx: Db,
@@ -209,7 +212,7 @@ export async function applyLedgerBatch(
     FROM ledger_accounts
     WHERE organization_id = ${organizationId} AND id = ANY(${[...accountIds].sort()}::text[])
     ORDER BY id
-    FOR UPDATE`.execute(tx);
+    FOR NO KEY UPDATE`.execute(tx);
   const accounts = new Map(lockedRows.rows.map((row) => [row.id, accountOf(row)]));
 
   // Read after the lock: whoever resolves a pending transfer holds these same account locks.
@@ -398,4 +401,22 @@ export function assertAllApplied(results: readonly LedgerResult[], what: string)
     assert(result.ok, `${what}: operation ${index} refused (${result.ok ? '' : result.reason})`);
     return result.transfer;
   });
+}
+
+/**
+ * The money movement a request ends with, handed back to the caller instead of applied at once,
+ * so that everything else of the request (its rows, its stored idempotent response) is written
+ * before the accounts are locked: the hot pool's lock is then held for the lock, one write and
+ * the commit. `refusal` turns a refused operation into the request's failure.
+ */
+export interface LedgerStep {
+  organizationId: string;
+  operations: LedgerOperation[];
+  refusal(results: readonly LedgerResult[]): Failure | undefined;
+}
+
+/** Applies a step inside the caller's transaction; a refusal is returned for the caller to roll back. */
+export async function applyLedgerStep(tx: Db, step: LedgerStep): Promise<Failure | undefined> {
+  const results = await applyLedgerBatch(tx, step.organizationId, step.operations);
+  return step.refusal(results);
 }

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { applyLedgerStep, type LedgerStep } from '../ledger/ledger.js';
 import { type Db, databaseErrorOf } from './db.js';
 import { ApiError, type ErrorCode, errorStatuses, InvariantViolation, type Result } from './errors.js';
 import { defaultPageSize } from './schemas.js';
@@ -178,9 +179,12 @@ export function installAuth(app: App, deps: { db: Db; adminToken: string | undef
   });
 }
 
-export interface MutationOutcome {
-  status: number;
-  body: unknown;
+/** A response body whose request still has its money to move: see `LedgerStep`. */
+export class WithLedgerStep {
+  constructor(
+    readonly body: unknown,
+    readonly step: LedgerStep,
+  ) {}
 }
 
 function isRetryable(error: unknown): boolean {
@@ -270,15 +274,22 @@ export async function mutate(
     }
     const result = await work(tx);
     if (!result.ok) throw ApiError.of(result.failure);
+    const staged = result.value instanceof WithLedgerStep ? result.value : undefined;
+    const body = staged === undefined ? result.value : staged.body;
     if (key !== undefined) {
       await tx
         .updateTable('idempotency_keys')
-        .set({ response_status: status, response_body: JSON.stringify(result.value) })
+        .set({ response_status: status, response_body: JSON.stringify(body) })
         .where('scope', '=', scope)
         .where('key', '=', key)
         .execute();
     }
-    return { status, body: result.value, replayed: false };
+    // Last: the money. A refusal rolls back everything above, the stored response included.
+    if (staged !== undefined) {
+      const refusal = await applyLedgerStep(tx, staged.step);
+      if (refusal !== undefined) throw ApiError.of(refusal);
+    }
+    return { status, body, replayed: false };
   });
   if (outcome.replayed) reply.header('Idempotent-Replayed', 'true');
   return reply.status(outcome.status).send(outcome.body);

@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import type { Db } from '../platform/db.js';
 import { ApiError } from '../platform/errors.js';
-import { type App, decodeCursor, mutate, page, pageSize } from '../platform/http.js';
+import { type App, decodeCursor, mutate, page, pageSize, WithLedgerStep } from '../platform/http.js';
 import { centsOf, dollars, iso, isoRequired, optionalCentsOf } from '../platform/present.js';
 import {
   BalanceDollars,
@@ -260,7 +260,9 @@ export function taskRoutes(app: App, deps: { db: Db }): void {
           taskId: request.params.id,
           userId: request.params.userId,
         });
-        return assigned.ok ? { ok: true, value: presentUserTask(assigned.value) } : assigned;
+        return assigned.ok
+          ? { ok: true, value: new WithLedgerStep(presentUserTask(assigned.value.value), assigned.value.ledger) }
+          : assigned;
       }),
   );
 
@@ -297,7 +299,9 @@ export function taskRoutes(app: App, deps: { db: Db }): void {
       const monetaryValueCents = optionalCentsOf(body.monetaryValue, 'monetaryValue');
       return mutate(db, request, reply, 201, async (tx) => {
         const assigned = await assign(tx, request.organizationId, { ...body, monetaryValueCents });
-        return assigned.ok ? { ok: true, value: presentUserTask(assigned.value) } : assigned;
+        return assigned.ok
+          ? { ok: true, value: new WithLedgerStep(presentUserTask(assigned.value.value), assigned.value.ledger) }
+          : assigned;
       });
     },
   );
@@ -396,7 +400,9 @@ export function taskRoutes(app: App, deps: { db: Db }): void {
           completedBy: body.completedBy,
           evidence: body.evidence,
         });
-        return completed.ok ? { ok: true, value: presentUserTask(completed.value) } : completed;
+        return completed.ok
+          ? { ok: true, value: new WithLedgerStep(presentUserTask(completed.value.value), completed.value.ledger) }
+          : completed;
       });
     },
   );

@@ -1,4 +1,11 @@
-import { applyLedgerBatch, assertAllApplied, type LedgerOperation, type LedgerRejection } from '../ledger/ledger.js';
+import {
+  applyLedgerBatch,
+  assertAllApplied,
+  type LedgerOperation,
+  type LedgerRejection,
+  type LedgerResult,
+  type LedgerStep,
+} from '../ledger/ledger.js';
 import type { Db } from '../platform/db.js';
 import { assert, type Failure, fail, ok, type Result } from '../platform/errors.js';
 import { newId, resolutionTransferId, resolutionTransferIdOfRow } from '../platform/ids.js';
@@ -228,6 +235,18 @@ export async function listUserTasks(db: Db, organizationId: string, filter: User
   return (await query.execute()).map(userTaskOf);
 }
 
+/** A domain value whose money still has to move, as the request's last step. */
+export interface Staged<T> {
+  value: T;
+  ledger: LedgerStep;
+}
+
+function onlyRefusal(results: readonly LedgerResult[], programId: string) {
+  const [result] = results;
+  assert(result !== undefined, 'the ledger answers every operation');
+  return result.ok ? undefined : programRefusal(result.reason, programId);
+}
+
 function programRefusal(reason: LedgerRejection, programId: string): Failure {
   switch (reason) {
     case 'exceeds_credits':
@@ -252,7 +271,7 @@ export interface AssignInput {
  * pool as a pending transfer. Either a task (whose value and window apply) or a program and an
  * amount for a one-off milestone.
  */
-export async function assign(tx: Db, organizationId: string, input: AssignInput): Promise<Result<UserTask>> {
+export async function assign(tx: Db, organizationId: string, input: AssignInput): Promise<Result<Staged<UserTask>>> {
   let programId = input.programId;
   let amountCents = input.monetaryValueCents;
   let expiresAt: Date | null = null;
@@ -316,23 +335,27 @@ export async function assign(tx: Db, organizationId: string, input: AssignInput)
   if (inserted === undefined) {
     return fail('invalid_state', `Task ${input.taskId} is already assigned to user ${input.userId}`, 'taskId');
   }
-  const [result] = await applyLedgerBatch(tx, organizationId, [
-    {
-      type: 'create',
-      id: reservationId,
-      debitAccountId: program.value.poolAccountId,
-      creditAccountId: program.value.inTransitAccountId,
-      amountCents,
-      pending: true,
-      code: 'reservation',
-      programId,
-      userTaskId: id,
+  const resolvedProgramId = programId;
+  return ok({
+    value: userTaskOf({ ...inserted, disbursement_id: null }),
+    ledger: {
+      organizationId,
+      operations: [
+        {
+          type: 'create',
+          id: reservationId,
+          debitAccountId: program.value.poolAccountId,
+          creditAccountId: program.value.inTransitAccountId,
+          amountCents,
+          pending: true,
+          code: 'reservation',
+          programId,
+          userTaskId: id,
+        },
+      ],
+      refusal: (results) => onlyRefusal(results, resolvedProgramId),
     },
-  ]);
-  assert(result !== undefined, 'the ledger answers every operation');
-  if (!result.ok) return { ok: false, failure: programRefusal(result.reason, programId) };
-  // Built from the row just written: no read while the pool's lock is held.
-  return ok(userTaskOf({ ...inserted, disbursement_id: null }));
+  });
 }
 
 export interface CompleteInput {
@@ -360,7 +383,7 @@ export async function complete(
   organizationId: string,
   id: string,
   input: CompleteInput,
-): Promise<Result<UserTask>> {
+): Promise<Result<Staged<UserTask>>> {
   const now = new Date();
   const completed = await tx
     .updateTable('user_tasks')
@@ -410,12 +433,16 @@ export async function complete(
       status: 'pending',
     })
     .execute();
-  const [result] = await applyLedgerBatch(tx, organizationId, [
-    { type: 'post', id: resolutionTransferId(id), pendingId: completed.reservation_transfer_id, amountCents },
-  ]);
-  assert(result !== undefined, 'the ledger answers every operation');
-  if (!result.ok) return { ok: false, failure: programRefusal(result.reason, completed.program_id) };
-  return ok(userTaskOf({ ...completed, disbursement_id: disbursementId }));
+  return ok({
+    value: userTaskOf({ ...completed, disbursement_id: disbursementId }),
+    ledger: {
+      organizationId,
+      operations: [
+        { type: 'post', id: resolutionTransferId(id), pendingId: completed.reservation_transfer_id, amountCents },
+      ],
+      refusal: (results) => onlyRefusal(results, completed.program_id),
+    },
+  });
 }
 
 /** Cancels an open milestone and voids its reservation; works in a paused program too. */
