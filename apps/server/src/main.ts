@@ -18,6 +18,7 @@ async function main(role: string | undefined): Promise<void> {
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     poolSize: config.databasePoolSize,
+    onIdleConnectionError: (error) => console.error(`database: idle connection closed (${error.message})`),
   });
   const applied = await migrateToLatest(database.db);
   if (role === 'migrate') {

@@ -38,6 +38,7 @@ export async function openDatabase(options: {
   databaseUrl: string | undefined;
   dataDir: string;
   poolSize?: number;
+  onIdleConnectionError?: (error: Error) => void;
 }): Promise<DatabaseHandle> {
   if (options.databaseUrl) {
     const pool = new pg.Pool({
@@ -52,6 +53,10 @@ export async function openDatabase(options: {
         }) as typeof pg.types.getTypeParser,
       },
     });
+    // An idle connection that the server drops (restart, failover, a terminated backend) is
+    // removed from the pool by pg, and the next checkout opens a new one. Without a listener the
+    // 'error' event would end the process.
+    pool.on('error', (error) => options.onIdleConnectionError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
