@@ -1,4 +1,4 @@
-import type { Db } from '../platform/db.js';
+import { type Db, dateOf } from '../platform/db.js';
 import type { DisbursementStatus } from '../platform/schema.js';
 
 export interface Disbursement {
@@ -29,7 +29,7 @@ function disbursementOf(row: DisbursementRow): Disbursement {
     amountCents: row.amount_cents,
     status: row.status,
     failureReason: row.failure_reason,
-    settledAt: row.settled_at === null ? null : new Date(row.settled_at),
+    settledAt: dateOf(row.settled_at),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -163,3 +163,9 @@ export function databaseErrorOf(error: unknown): { code: string; constraint: str
   const constraint = (error as { constraint?: unknown }).constraint;
   return { code, constraint: typeof constraint === 'string' ? constraint : undefined };
 }
+
+/** A nullable timestamp column as a Date: the drivers return Date, the row types also allow the text written. */
+export function dateOf(value: Date | string | null): Date | null {
+  if (value === null) return null;
+  return value instanceof Date ? value : new Date(value);
+}

@@ -1,5 +1,5 @@
 import { applyLedgerBatch, assertAllApplied, type LedgerOperation, maxBatchSize } from '../ledger/ledger.js';
-import type { Db } from '../platform/db.js';
+import { type Db, dateOf } from '../platform/db.js';
 import { assert, fail, ok, type Result } from '../platform/errors.js';
 import { newId, resolutionTransferIdOfRow } from '../platform/ids.js';
 import type { ProgramStatus } from '../platform/schema.js';
@@ -33,11 +33,6 @@ export interface Program {
   createdAt: Date;
   updatedAt: Date;
   closedAt: Date | null;
-}
-
-function asDate(value: Date | string | null): Date | null {
-  if (value === null) return null;
-  return value instanceof Date ? value : new Date(value);
 }
 
 function programQuery(db: Db, organizationId: string) {
@@ -108,8 +103,8 @@ function programOf(row: ProgramRow): Program {
     totalAwardPoolCents: row.total_award_pool_cents,
     maxParticipants: row.max_participants,
     participantCount: row.participant_count,
-    startsAt: asDate(row.starts_at),
-    endsAt: asDate(row.ends_at),
+    startsAt: dateOf(row.starts_at),
+    endsAt: dateOf(row.ends_at),
     metadata: row.metadata as Record<string, string>,
     balances,
     poolAccountId: row.pool_account_id,
@@ -118,7 +113,7 @@ function programOf(row: ProgramRow): Program {
     fundingAccountId: row.funding_account_id,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
-    closedAt: asDate(row.closed_at),
+    closedAt: dateOf(row.closed_at),
   };
 }
 
@@ -267,7 +262,7 @@ export async function updateProgram(
       'maxParticipants',
     );
   }
-  const startsAt = asDate(current.starts_at);
+  const startsAt = dateOf(current.starts_at);
   if (input.endsAt && startsAt !== null && new Date(input.endsAt) <= startsAt) {
     return fail('validation_error', 'endsAt must be after startsAt', 'endsAt');
   }

@@ -6,7 +6,7 @@ import {
   type LedgerResult,
   type LedgerStep,
 } from '../ledger/ledger.js';
-import type { Db } from '../platform/db.js';
+import { type Db, dateOf } from '../platform/db.js';
 import { assert, type Failure, fail, ok, type Result } from '../platform/errors.js';
 import { newId, resolutionTransferId, resolutionTransferIdOfRow } from '../platform/ids.js';
 import type { UserTaskStatus } from '../platform/schema.js';
@@ -24,11 +24,6 @@ export interface Task {
   metadata: Record<string, string>;
   createdAt: Date;
   updatedAt: Date;
-}
-
-function asDate(value: Date | string | null): Date | null {
-  if (value === null) return null;
-  return value instanceof Date ? value : new Date(value);
 }
 
 type TaskRow = {
@@ -51,8 +46,8 @@ function taskOf(row: TaskRow): Task {
     name: row.name,
     description: row.description,
     monetaryValueCents: row.monetary_value_cents,
-    startsAt: asDate(row.starts_at),
-    endsAt: asDate(row.ends_at),
+    startsAt: dateOf(row.starts_at),
+    endsAt: dateOf(row.ends_at),
     metadata: row.metadata as Record<string, string>,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -202,10 +197,10 @@ function userTaskOf(row: UserTaskRow): UserTask {
     evidence: (row.evidence ?? null) as Record<string, unknown> | null,
     cancellationReason: row.cancellation_reason,
     disbursementId: row.disbursement_id,
-    expiresAt: asDate(row.expires_at),
-    completedAt: asDate(row.completed_at),
-    cancelledAt: asDate(row.cancelled_at),
-    expiredAt: asDate(row.expired_at),
+    expiresAt: dateOf(row.expires_at),
+    completedAt: dateOf(row.completed_at),
+    cancelledAt: dateOf(row.cancelled_at),
+    expiredAt: dateOf(row.expired_at),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -1,6 +1,5 @@
 import { maxBatchSize } from '../ledger/ledger.js';
-import type { Db } from '../platform/db.js';
-import { databaseErrorOf } from '../platform/db.js';
+import { type Db, databaseErrorOf, dateOf } from '../platform/db.js';
 import { fail, ok, type Result } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
 import { findProgram, releaseOpenUserTasks } from '../programs/service.js';
@@ -195,7 +194,7 @@ function enrollmentOf(row: {
     userId: row.user_id,
     status: row.status,
     enrolledAt: row.enrolled_at,
-    dismissedAt: row.dismissed_at === null ? null : new Date(row.dismissed_at),
+    dismissedAt: dateOf(row.dismissed_at),
   };
 }
 
