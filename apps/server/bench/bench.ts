@@ -20,11 +20,12 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { applyLedgerStep } from '../src/ledger/ledger.js';
 import { openDatabase } from '../src/platform/db.js';
 import type { Failure } from '../src/platform/errors.js';
-import { inTransaction } from '../src/platform/http.js';
-import { assign, complete } from '../src/tasks/service.js';
+import { assign } from '../src/usertasks/assign.js';
+import { complete } from '../src/usertasks/transitions.js';
+import { runUnit } from '../src/work/runner.js';
+import type { UnitContext } from '../src/work/unit.js';
 
 // ---------------------------------------------------------------------------------------------
 // Limits and workload sizes, each with its unit.
@@ -552,23 +553,18 @@ async function assignAndCompleteInProcess(
   const database = await openDatabase({ databaseUrl, dataDir: 'memory://', poolSize: connections });
   try {
     const created: string[] = [];
-    // As the routes do: a failed outcome throws, so the transaction rolls back.
+    // The same runner as the routes: the unit's rows, events and, last, its money.
+    const context: UnitContext = { organizationId, actor: { kind: 'system', id: 'bench' }, requestId: null };
     const assignments = await runPhase('hot program assign (in-process)', connections, seconds, () => {
       const userId = pick(workload.userIds);
       return async () => {
-        const userTask = await inTransaction(database.db, async (tx) => {
-          const assigned = await assign(tx, organizationId, {
-            programId: workload.programId,
-            userId,
-            monetaryValueCents: taskValueCents,
-          });
-          if (!assigned.ok) throw new DomainError(assigned.failure);
-          const refusal = await applyLedgerStep(tx, assigned.value.ledger);
-          if (refusal !== undefined) throw new DomainError(refusal);
-          return assigned.value.value;
-        });
+        const outcome = await runUnit(database.db, context, (unit) =>
+          assign(unit, { programId: workload.programId, userId, monetaryValueCents: taskValueCents }),
+        );
+        if (!outcome.ok) throw new DomainError(outcome.failure);
+        if (outcome.replayed) throw new Error('a unit without an idempotency key never replays');
         expectation.assigned++;
-        created.push(userTask.id);
+        created.push(outcome.value.id);
       };
     });
     const queue = shuffle([...created]);
@@ -577,12 +573,8 @@ async function assignAndCompleteInProcess(
       const id = queue[cursor++];
       if (id === undefined) return undefined;
       return async () => {
-        await inTransaction(database.db, async (tx) => {
-          const completed = await complete(tx, organizationId, id, {});
-          if (!completed.ok) throw new DomainError(completed.failure);
-          const refusal = await applyLedgerStep(tx, completed.value.ledger);
-          if (refusal !== undefined) throw new DomainError(refusal);
-        });
+        const outcome = await runUnit(database.db, context, (unit) => complete(unit, id, {}));
+        if (!outcome.ok) throw new DomainError(outcome.failure);
         expectation.completed++;
       };
     });

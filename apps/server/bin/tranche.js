@@ -1,15 +1,12 @@
 #!/usr/bin/env node
-// Runs the TypeScript entry point through tsx, so `tranche serve|worker|migrate` needs no build step.
-import { spawnSync } from 'node:child_process';
+// `tranche serve|worker|migrate` without a build step: tsx's loader is registered in this very
+// process and the TypeScript entry point imported after it. No child process stands between the
+// caller and the server, so SIGTERM and SIGINT reach main.ts's shutdown, and its exit status is
+// this process's.
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { register } from 'tsx/esm/api';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const result = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', join(here, '..', 'src', 'main.ts'), ...process.argv.slice(2)],
-  {
-    stdio: 'inherit',
-  },
-);
-process.exit(result.status ?? 1);
+register();
+await import(pathToFileURL(join(here, '..', 'src', 'main.ts')).href);

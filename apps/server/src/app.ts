@@ -4,26 +4,50 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { disbursementRoutes } from './disbursements/routes.js';
+import { enrollmentRoutes } from './enrollments/routes.js';
+import { eventRoutes } from './events/routes.js';
+import { jobRoutes } from './jobs/routes.js';
 import { organizationRoutes } from './organizations/routes.js';
 import type { DatabaseHandle } from './platform/db.js';
 import { type App, installAuth, installErrorHandling, installValidation, maxBodyBytes } from './platform/http.js';
 import { newId } from './platform/ids.js';
+import { queueStats } from './platform/jobs.js';
+import { installMetrics, type ReadJobQueue } from './platform/metrics.js';
 import { isReady } from './platform/migrate.js';
 import { ErrorBody } from './platform/schemas.js';
 import { programRoutes } from './programs/routes.js';
 import { taskRoutes } from './tasks/routes.js';
 import { userRoutes } from './users/routes.js';
+import { userTaskRoutes } from './usertasks/routes.js';
 
 export const apiVersion = '2026-11-25';
+
+/**
+ * While the app drains (after `close()` began), how often connections that went idle are closed,
+ * in milliseconds. Node closes the idle ones once when the server stops listening; a keep-alive
+ * connection whose response was already on its way then would otherwise linger until its client
+ * or the keep-alive timeout (72 s) ends it, and hold up the shutdown.
+ */
+const drainIdleSweepIntervalMs = 100;
 
 /** Builds the HTTP application on an open database; the caller listens and closes. */
 export async function buildApp(
   config: Pick<Config, 'adminToken' | 'logLevel'>,
   database: DatabaseHandle,
-  options: { logger?: FastifyServerOptions['logger'] } = {},
+  options: {
+    logger?: FastifyServerOptions['logger'];
+    /** Reads the job queue for the metrics gauges; defaults to the `jobs` table of `database`. */
+    readJobQueue?: ReadJobQueue;
+  } = {},
 ): Promise<App> {
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel },
+    // Graceful close: stop listening, close idle keep-alive connections, let requests in flight
+    // finish. A request that still arrives on an open connection is served (with
+    // `Connection: close`) rather than answered with Fastify's own 503, whose body is not our
+    // error envelope; the database stays open until the server has closed.
+    forceCloseConnections: 'idle',
+    return503OnClosing: false,
     bodyLimit: maxBodyBytes,
     genReqId: () => newId('request'),
     ajv: { customOptions: { coerceTypes: false } },
@@ -38,6 +62,8 @@ export async function buildApp(
   });
   installValidation(app);
   installErrorHandling(app);
+  installDrain(app);
+  installMetrics(app, { readJobQueue: options.readJobQueue ?? (() => queueStats(db, new Date())) });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('X-Request-Id', request.id);
   });
@@ -75,8 +101,33 @@ export async function buildApp(
   organizationRoutes(app, { db });
   programRoutes(app, { db });
   userRoutes(app, { db });
+  enrollmentRoutes(app, { db });
   taskRoutes(app, { db });
+  userTaskRoutes(app, { db });
   disbursementRoutes(app, { db });
+  eventRoutes(app, { db });
+  jobRoutes(app, { db });
   await app.ready();
   return app;
+}
+
+/**
+ * Once `close()` began, every response ends its connection, and connections that went idle are
+ * closed until the server has none left, so that a drain takes as long as the slowest request
+ * in flight and no longer.
+ */
+function installDrain(app: App): void {
+  let draining = false;
+  let sweep: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    draining = true;
+    sweep = setInterval(() => app.server.closeIdleConnections(), drainIdleSweepIntervalMs);
+    sweep.unref();
+  });
+  app.addHook('onClose', async () => {
+    clearInterval(sweep);
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('Connection', 'close');
+  });
 }

@@ -21,7 +21,9 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
-const defaultPort = 3000;
+/** Where `npm start` listens unless PORT and HOST say otherwise; the OpenAPI document names it too. */
+export const defaultPort = 3000;
+export const defaultHost = '127.0.0.1';
 const defaultSweepIntervalMs = 5_000;
 const defaultDatabasePoolSize = 20;
 
@@ -54,7 +56,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return {
     port: parseInteger('PORT', env.PORT, defaultPort, 0, 65535),
-    host: env.HOST?.trim() || '127.0.0.1',
+    host: env.HOST?.trim() || defaultHost,
     databaseUrl,
     dataDir,
     adminToken,

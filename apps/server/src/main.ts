@@ -1,10 +1,20 @@
+import { constants } from 'node:os';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { startWorker, type Worker } from './outbox/worker.js';
 import { openDatabase } from './platform/db.js';
 import { migrateToLatest } from './platform/migrate.js';
+import { jobCatalog } from './worker/catalog.js';
+import { defaultConcurrency, defaultPollIntervalMs, startWorker, type Worker } from './worker/worker.js';
 
 const usage = 'usage: tranche <serve|worker|migrate>';
+
+/**
+ * How long a graceful shutdown may take, in milliseconds, before the process gives up and exits
+ * with status 1. Longer than the worker's own bound on waiting for its running jobs (30 s), so a
+ * worker that gives up still lets the database close; a platform's grace period before SIGKILL
+ * (Kubernetes' `terminationGracePeriodSeconds`) should be longer still.
+ */
+const shutdownTimeoutMs = 40_000;
 
 /** One program, three roles: `serve` (API and worker), `worker`, `migrate`. */
 async function main(role: string | undefined): Promise<void> {
@@ -29,9 +39,19 @@ async function main(role: string | undefined): Promise<void> {
   const app = await buildApp(config, database);
   // A worker-only process has no listening socket; its timer is what keeps it alive.
   const worker: Worker = startWorker(database.db, {
-    intervalMs: config.sweepIntervalMs,
+    catalog: jobCatalog({ sweepIntervalMs: config.sweepIntervalMs }),
     log: app.log,
+    pollIntervalMs: defaultPollIntervalMs,
+    concurrency: defaultConcurrency,
     keepAlive: role === 'worker',
+  });
+  onShutdownSignal(async (signal) => {
+    app.log.info({ signal }, 'shutting down: no new connections, finishing requests and jobs in flight');
+    // The server drains its requests while the worker finishes its current jobs; the database
+    // closes only once neither uses it.
+    await Promise.all([app.close(), worker.stop()]);
+    await database.close();
+    app.log.info({ signal }, 'shut down');
   });
   if (role === 'serve') {
     await app.listen({ port: config.port, host: config.host });
@@ -44,15 +64,36 @@ async function main(role: string | undefined): Promise<void> {
       console.log(`Operator token (kept in ${config.dataDir}/admin-token): ${config.adminToken}`);
     }
   }
-  const shutdown = async (signal: string) => {
-    app.log.info({ signal }, 'shutting down');
-    await worker.stop();
-    await app.close();
-    await database.close();
-    process.exit(0);
+}
+
+/**
+ * SIGTERM or SIGINT starts `shutdown`; the process exits 0 when it completes, 1 when it fails or
+ * outlasts `shutdownTimeoutMs`. A second signal exits at once (128 + the signal's number, as a
+ * shell reports it), for an operator who does not want to wait.
+ */
+function onShutdownSignal(shutdown: (signal: NodeJS.Signals) => Promise<void>): void {
+  let started = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (started) {
+      console.error(`${signal} during shutdown: exiting now`);
+      process.exit(128 + constants.signals[signal]);
+    }
+    started = true;
+    // Not unref'd: should the shutdown stall with nothing else pending, this still ends it with 1.
+    setTimeout(() => {
+      console.error(`shutdown did not finish within ${shutdownTimeoutMs} ms: exiting`);
+      process.exit(1);
+    }, shutdownTimeoutMs);
+    shutdown(signal).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error('shutdown failed', error);
+        process.exit(1);
+      },
+    );
   };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', handle);
+  process.on('SIGTERM', handle);
 }
 
 main(process.argv[2]).catch((error: unknown) => {

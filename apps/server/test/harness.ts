@@ -43,10 +43,11 @@ export async function createPostgresDatabase(): Promise<{ url: string; drop(): P
   };
 }
 
-export async function startTestServer(options: { poolSize?: number } = {}): Promise<TestServer> {
-  let databaseUrl: string | undefined;
+/** `databaseUrl` points the server at a database the caller made and will remove (it is not dropped). */
+export async function startTestServer(options: { poolSize?: number; databaseUrl?: string } = {}): Promise<TestServer> {
+  let databaseUrl = options.databaseUrl;
   let drop: (() => Promise<void>) | undefined;
-  if (testDatabaseKind === 'postgres') {
+  if (databaseUrl === undefined && testDatabaseKind === 'postgres') {
     const created = await createPostgresDatabase();
     databaseUrl = created.url;
     drop = created.drop;

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sweepOnce } from '../src/outbox/worker.js';
+import { expireDueUserTasks } from '../src/usertasks/expiry.js';
 import { countRows, newOrganization, programWithUser, startTestServer, type TestServer } from './harness.js';
 
 let server: TestServer;
@@ -130,8 +130,8 @@ describe('the milestone lifecycle', () => {
     const late = await org.call('PUT', `/v1/usertasks/${assigned.body.id}/complete`);
     expect(late.status).toBe(409);
     expect(late.body.error.message).toMatch(/expired/);
-    const swept = await sweepOnce(server.database.db);
-    expect(swept.expired).toBeGreaterThanOrEqual(1);
+    const expired = await expireDueUserTasks(server.database.db, { now: new Date(), limit: 500 });
+    expect(expired).toBeGreaterThanOrEqual(1);
     const after = await org.call('GET', `/v1/usertasks/${assigned.body.id}`);
     expect(after.body.status).toBe('expired');
     const program = (await org.call('GET', `/v1/programs/${programId}`)).body;

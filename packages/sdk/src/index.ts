@@ -6,7 +6,7 @@
  * out, met a request still running under its key, was rate limited or got a 5xx is sent again
  * with the same key, so repeating it never moves money twice.
  */
-import type { components, paths } from './openapi.js';
+import type { components, operations } from './openapi.js';
 
 /** This package's version, sent in the `User-Agent` header. */
 export const sdkVersion = '0.1.0';
@@ -56,32 +56,34 @@ type ResultOf<Operation> = Operation extends { responses: { 200: infer Ok } }
     ? JsonOf<Created>
     : never;
 
-export type ProgramCreateParams = BodyOf<paths['/v1/programs']['post']>;
-export type ProgramListParams = QueryOf<paths['/v1/programs']['get']>;
-export type ProgramList = ResultOf<paths['/v1/programs']['get']>;
-export type ProgramUpdateParams = BodyOf<paths['/v1/programs/{id}']['patch']>;
-export type ProgramFundParams = BodyOf<paths['/v1/programs/{id}/fund']['post']>;
-export type ProgramLedgerParams = QueryOf<paths['/v1/programs/{id}/ledger']['get']>;
+// By operation, as the server's table of operationIds names them: stable names that a route's
+// path or file can change under without this file noticing.
+export type ProgramCreateParams = BodyOf<operations['createProgram']>;
+export type ProgramListParams = QueryOf<operations['listPrograms']>;
+export type ProgramList = ResultOf<operations['listPrograms']>;
+export type ProgramUpdateParams = BodyOf<operations['updateProgram']>;
+export type ProgramFundParams = BodyOf<operations['fundProgram']>;
+export type ProgramLedgerParams = QueryOf<operations['retrieveProgramLedger']>;
 /** A program's balances, its ledger accounts and a page of its transfers. */
-export type ProgramLedger = ResultOf<paths['/v1/programs/{id}/ledger']['get']>;
-export type EnrollmentListParams = QueryOf<paths['/v1/programs/{id}/users']['get']>;
-export type EnrollmentList = ResultOf<paths['/v1/programs/{id}/users']['get']>;
-export type UserCreateParams = BodyOf<paths['/v1/users']['post']>;
-export type UserListParams = QueryOf<paths['/v1/users']['get']>;
-export type UserList = ResultOf<paths['/v1/users']['get']>;
-export type UserUpdateParams = BodyOf<paths['/v1/users/{id}']['patch']>;
-export type TaskCreateParams = BodyOf<paths['/v1/tasks']['post']>;
-export type TaskListParams = QueryOf<paths['/v1/tasks']['get']>;
-export type TaskList = ResultOf<paths['/v1/tasks']['get']>;
-export type TaskUpdateParams = BodyOf<paths['/v1/tasks/{id}']['patch']>;
-export type UserTaskCreateParams = BodyOf<paths['/v1/usertasks']['post']>;
-export type UserTaskListParams = QueryOf<paths['/v1/usertasks']['get']>;
-export type UserTaskList = ResultOf<paths['/v1/usertasks']['get']>;
-export type UserTaskCompleteParams = BodyOf<paths['/v1/usertasks/{id}/complete']['put']>;
-export type DisbursementListParams = QueryOf<paths['/v1/disbursements']['get']>;
-export type DisbursementList = ResultOf<paths['/v1/disbursements']['get']>;
+export type ProgramLedger = ResultOf<operations['retrieveProgramLedger']>;
+export type EnrollmentListParams = QueryOf<operations['listEnrollments']>;
+export type EnrollmentList = ResultOf<operations['listEnrollments']>;
+export type UserCreateParams = BodyOf<operations['createUser']>;
+export type UserListParams = QueryOf<operations['listUsers']>;
+export type UserList = ResultOf<operations['listUsers']>;
+export type UserUpdateParams = BodyOf<operations['updateUser']>;
+export type TaskCreateParams = BodyOf<operations['createTask']>;
+export type TaskListParams = QueryOf<operations['listTasks']>;
+export type TaskList = ResultOf<operations['listTasks']>;
+export type TaskUpdateParams = BodyOf<operations['updateTask']>;
+export type UserTaskCreateParams = BodyOf<operations['createUserTask']>;
+export type UserTaskListParams = QueryOf<operations['listUserTasks']>;
+export type UserTaskList = ResultOf<operations['listUserTasks']>;
+export type UserTaskCompleteParams = BodyOf<operations['completeUserTask']>;
+export type DisbursementListParams = QueryOf<operations['listDisbursements']>;
+export type DisbursementList = ResultOf<operations['listDisbursements']>;
 
-type TaskAssignmentPath = paths['/v1/tasks/{id}/users/{userId}']['post']['parameters']['path'];
+type TaskAssignmentPath = operations['assignTask']['parameters']['path'];
 
 /**
  * What `tasks.assign` takes: a defined task for a participant (`{taskId, userId}`), or a one-off

@@ -1,39 +1,12 @@
-import { type Db, dateOf } from '../platform/db.js';
-import type { DisbursementStatus } from '../platform/schema.js';
-
-export interface Disbursement {
-  id: string;
-  userTaskId: string;
-  programId: string;
-  userId: string;
-  amountCents: bigint;
-  status: DisbursementStatus;
-  failureReason: string | null;
-  settledAt: Date | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-function disbursementQuery(db: Db, organizationId: string) {
-  return db.selectFrom('disbursements').selectAll().where('organization_id', '=', organizationId);
-}
-
-type DisbursementRow = Awaited<ReturnType<ReturnType<typeof disbursementQuery>['executeTakeFirstOrThrow']>>;
-
-function disbursementOf(row: DisbursementRow): Disbursement {
-  return {
-    id: row.id,
-    userTaskId: row.user_task_id,
-    programId: row.program_id,
-    userId: row.user_id,
-    amountCents: row.amount_cents,
-    status: row.status,
-    failureReason: row.failure_reason,
-    settledAt: dateOf(row.settled_at),
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
+import type { Db } from '../platform/db.js';
+import type { UnitOfWork } from '../work/unit.js';
+import {
+  type Disbursement,
+  type DisbursementStatus,
+  disbursementOf,
+  disbursementQuery,
+  presentDisbursement,
+} from './disbursement.js';
 
 export async function getDisbursement(db: Db, organizationId: string, id: string): Promise<Disbursement | undefined> {
   const row = await disbursementQuery(db, organizationId).where('id', '=', id).executeTakeFirst();
@@ -59,4 +32,29 @@ export async function listDisbursements(
   if (filter.userTaskId !== undefined) query = query.where('user_task_id', '=', filter.userTaskId);
   if (filter.status !== undefined) query = query.where('status', '=', filter.status);
   return (await query.execute()).map(disbursementOf);
+}
+
+/** Opens the disbursement of a verified milestone, in the unit that completes it. */
+export async function openDisbursement(
+  unit: UnitOfWork,
+  input: { id: string; userTaskId: string; programId: string; userId: string; amountCents: bigint },
+): Promise<Disbursement> {
+  const row = await unit.tx
+    .insertInto('disbursements')
+    .values({
+      organization_id: unit.organizationId,
+      id: input.id,
+      user_task_id: input.userTaskId,
+      program_id: input.programId,
+      user_id: input.userId,
+      amount_cents: input.amountCents,
+      status: 'pending',
+      created_at: unit.now,
+      updated_at: unit.now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const disbursement = disbursementOf(row);
+  unit.emit('disbursement.created', presentDisbursement(disbursement));
+  return disbursement;
 }

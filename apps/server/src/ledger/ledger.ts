@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import type { Db } from '../platform/db.js';
-import { assert, type Failure } from '../platform/errors.js';
-import type { TransferCode, TransferKind } from '../platform/schema.js';
+import { assert } from '../platform/errors.js';
+import { observeLedgerBatch } from '../platform/metrics.js';
+import type { TransferCode, TransferKind } from './kinds.js';
 
 /**
  * The money engine: double-entry accounts with two-phase transfers, after TigerBeetle.
@@ -178,6 +179,7 @@ export async function applyLedgerBatch(
 ): Promise<LedgerResult[]> {
   assert(operations.length <= maxBatchSize, `a ledger batch holds at most ${maxBatchSize} operations`);
   if (operations.length === 0) return [];
+  observeLedgerBatch(operations.length);
 
   const pendingIds = [
     ...new Set(operations.flatMap((operation) => (operation.type === 'create' ? [] : [operation.pendingId]))),
@@ -401,22 +403,4 @@ export function assertAllApplied(results: readonly LedgerResult[], what: string)
     assert(result.ok, `${what}: operation ${index} refused (${result.ok ? '' : result.reason})`);
     return result.transfer;
   });
-}
-
-/**
- * The money movement a request ends with, handed back to the caller instead of applied at once,
- * so that everything else of the request (its rows, its stored idempotent response) is written
- * before the accounts are locked: the hot pool's lock is then held for the lock, one write and
- * the commit. `refusal` turns a refused operation into the request's failure.
- */
-export interface LedgerStep {
-  organizationId: string;
-  operations: LedgerOperation[];
-  refusal(results: readonly LedgerResult[]): Failure | undefined;
-}
-
-/** Applies a step inside the caller's transaction; a refusal is returned for the caller to roll back. */
-export async function applyLedgerStep(tx: Db, step: LedgerStep): Promise<Failure | undefined> {
-  const results = await applyLedgerBatch(tx, step.organizationId, step.operations);
-  return step.refusal(results);
 }

@@ -1,7 +1,8 @@
 import { Type } from 'typebox';
 import type { Db } from '../platform/db.js';
-import { type App, mutate } from '../platform/http.js';
+import type { App } from '../platform/http.js';
 import { errorResponses, Id, Timestamp } from '../platform/schemas.js';
+import { mutate } from '../work/mutate.js';
 import { createOrganization } from './service.js';
 
 export function organizationRoutes(app: App, deps: { db: Db }): void {
@@ -41,8 +42,8 @@ export function organizationRoutes(app: App, deps: { db: Db }): void {
       },
     },
     async (request, reply) =>
-      mutate(db, request, reply, 201, async (tx) => {
-        const created = await createOrganization(tx, request.body.name);
+      mutate(db, request, reply, 201, async (unit) => {
+        const created = await createOrganization(unit.tx, request.body.name);
         if (!created.ok) return created;
         const { id, name, apiKey, createdAt } = created.value;
         return { ok: true, value: { id, object: 'organization', name, apiKey, createdAt: createdAt.toISOString() } };

@@ -25,6 +25,13 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+/**
+ * How long taking a PostgreSQL connection may last, in milliseconds: opening a new one, or
+ * waiting for a free one when the pool is busy. Past it the request fails as unavailable (503)
+ * instead of hanging while the database is down or overloaded.
+ */
+export const databaseConnectTimeoutMs = 5_000;
+
 const int8Oid = 20;
 const numericOid = 1700;
 const dateOid = 1082;
@@ -44,6 +51,7 @@ export async function openDatabase(options: {
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
       max: options.poolSize ?? 20,
+      connectionTimeoutMillis: databaseConnectTimeoutMs,
       types: {
         getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
           if (oid === int8Oid) return (value: string) => BigInt(value);
@@ -57,6 +65,13 @@ export async function openDatabase(options: {
     // removed from the pool by pg, and the next checkout opens a new one. Without a listener the
     // 'error' event would end the process.
     pool.on('error', (error) => options.onIdleConnectionError?.(error));
+    // A connection that breaks while checked out (between two statements of a transaction) emits
+    // 'error' on its client, where the pool listens only while the client is idle; unheard, that
+    // event would end the process. The statement in flight fails on its own, and the pool drops
+    // the client when it is released, since pg marks it not queryable.
+    pool.on('connect', (client) => {
+      client.on('error', () => {});
+    });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
@@ -168,4 +183,49 @@ export function databaseErrorOf(error: unknown): { code: string; constraint: str
 export function dateOf(value: Date | string | null): Date | null {
   if (value === null) return null;
   return value instanceof Date ? value : new Date(value);
+}
+
+/** SQLSTATEs that say the server cannot serve now: it is shutting down, starting, or full. */
+const unavailableSqlStates = new Set(['57P01', '57P02', '57P03', '53300']);
+/** SQLSTATE class 08: connection exceptions. */
+const connectionExceptionClass = '08';
+/** Socket errors from Node when the database's host or port does not answer. */
+const unavailableSocketCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+/**
+ * pg's own errors carry no code, only these messages: a connection ended under a query
+ * ("Connection terminated unexpectedly", "… due to connection timeout"), the pool's wait for a
+ * connection ran out, a client broken earlier was used again.
+ */
+const unavailableMessages = [/^Connection terminated/, /^timeout exceeded when trying to connect/, /not queryable/];
+/** How deep `cause` and `errors` (AggregateError) chains are followed. */
+const maxErrorChainDepth = 4;
+
+/**
+ * Why the database cannot be reached, when the error says so: the SQLSTATE, socket code or pg
+ * message (for a log line), or undefined for every other error. Such a failure is the
+ * database's, not the request's, and is answered 503 so that the client retries later.
+ */
+export function databaseUnavailableReason(error: unknown, depth = 0): string | undefined {
+  if (typeof error !== 'object' || error === null || depth > maxErrorChainDepth) return undefined;
+  const { code, message, cause, errors } = error as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof code === 'string') {
+    if (unavailableSqlStates.has(code) || unavailableSocketCodes.has(code)) return code;
+    if (code.length === 5 && code.startsWith(connectionExceptionClass)) return code;
+  }
+  if (typeof message === 'string' && unavailableMessages.some((pattern) => pattern.test(message))) return message;
+  if (Array.isArray(errors)) {
+    for (const inner of errors.slice(0, maxErrorChainDepth)) {
+      const reason = databaseUnavailableReason(inner, depth + 1);
+      if (reason !== undefined) return reason;
+    }
+  }
+  return databaseUnavailableReason(cause, depth + 1);
 }

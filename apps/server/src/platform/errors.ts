@@ -14,8 +14,15 @@ export const errorStatuses = {
   idempotency_key_reused: 422,
   rate_limited: 429,
   issuer_error: 502,
+  service_unavailable: 503,
   internal_error: 500,
 } as const;
+
+/**
+ * The `Retry-After` sent with `service_unavailable`, in seconds: about how long a PostgreSQL
+ * restart or failover takes, so a client that waits this long usually finds the database back.
+ */
+export const serviceUnavailableRetryAfterSeconds = 2;
 
 export type ErrorCode = keyof typeof errorStatuses;
 

@@ -3,9 +3,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { applyLedgerStep, type LedgerStep } from '../ledger/ledger.js';
-import { type Db, databaseErrorOf } from './db.js';
-import { ApiError, type ErrorCode, errorStatuses, InvariantViolation, type Result } from './errors.js';
+import { type Db, databaseUnavailableReason } from './db.js';
+import {
+  ApiError,
+  type ErrorCode,
+  errorStatuses,
+  InvariantViolation,
+  serviceUnavailableRetryAfterSeconds,
+} from './errors.js';
 import { defaultPageSize } from './schemas.js';
 
 export type App = FastifyInstance<
@@ -18,12 +23,6 @@ export type App = FastifyInstance<
 
 /** Largest request body accepted, in bytes. */
 export const maxBodyBytes = 64 * 1024;
-/** Longest `Idempotency-Key` accepted. */
-export const maxIdempotencyKeyLength = 255;
-/** How long a stored response answers a replay. */
-export const idempotencyKeyLifetimeMs = 24 * 60 * 60 * 1000;
-/** Attempts for a transaction that lost a deadlock or serialization race before giving up. */
-export const maxTransactionAttempts = 3;
 /** How long a verified API key is trusted without asking the database again. */
 export const apiKeyCacheTtlMs = 10_000;
 export const apiKeyCacheMaxEntries = 10_000;
@@ -31,6 +30,8 @@ export const apiKeyCacheMaxEntries = 10_000;
 declare module 'fastify' {
   interface FastifyRequest {
     organizationId: string;
+    /** The API key the request authenticated with; empty for the operator token and public routes. */
+    credentialId: string;
   }
   interface FastifyContextConfig {
     /** Who may call the route: an organization's API key, the operator token, or anyone. */
@@ -81,6 +82,8 @@ function describeValidation(error: ErrorObject, param: string | undefined): stri
 }
 
 export function sendError(reply: FastifyReply, code: ErrorCode, message: string, param?: string): FastifyReply {
+  // A 503 says when to come back, so that clients (the SDK included) wait instead of hammering.
+  if (code === 'service_unavailable') reply.header('Retry-After', String(serviceUnavailableRetryAfterSeconds));
   return reply.status(errorStatuses[code]).send({
     error: { code, message, ...(param === undefined ? {} : { param }), requestId: reply.request.id },
   });
@@ -116,6 +119,18 @@ export function installErrorHandling(app: App): void {
     if (error.statusCode === 400 && typeof error.message === 'string') {
       return sendError(reply, 'validation_error', error.message);
     }
+    // The database is down or restarting: every request fails the same way while it lasts, so one
+    // warn line each, without a stack, and a 503 the client retries. A write that lost its
+    // connection during COMMIT may have committed; its Idempotency-Key makes the retry safe.
+    const unavailable = databaseUnavailableReason(error);
+    if (unavailable !== undefined) {
+      request.log.warn({ reason: unavailable }, 'database unavailable');
+      return sendError(
+        reply,
+        'service_unavailable',
+        'The database is unavailable; retry after Retry-After seconds with the same Idempotency-Key',
+      );
+    }
     const level = error instanceof InvariantViolation ? 'fatal' : 'error';
     request.log[level]({ err: error }, 'request failed');
     return sendError(reply, 'internal_error', 'Something went wrong on our side; the request changed nothing');
@@ -145,8 +160,9 @@ function sameSecret(a: string, b: string): boolean {
 
 /** Authenticates every route by its `config.auth`; an organization key names the tenant. */
 export function installAuth(app: App, deps: { db: Db; adminToken: string | undefined }): void {
-  const cache = new Map<string, { organizationId: string; expiresAt: number }>();
+  const cache = new Map<string, { organizationId: string; credentialId: string; expiresAt: number }>();
   app.decorateRequest('organizationId', '');
+  app.decorateRequest('credentialId', '');
   app.addHook('onRequest', async (request) => {
     const auth = request.routeOptions.config.auth ?? 'public';
     if (auth === 'public') return;
@@ -164,136 +180,28 @@ export function installAuth(app: App, deps: { db: Db; adminToken: string | undef
     const cached = cache.get(hash);
     if (cached !== undefined && cached.expiresAt > Date.now()) {
       request.organizationId = cached.organizationId;
+      request.credentialId = cached.credentialId;
       return;
     }
     const row = await deps.db
       .selectFrom('api_keys')
-      .select(['organization_id'])
+      .select(['organization_id', 'id'])
       .where('secret_hash', '=', hash)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     if (row === undefined) throw new ApiError('unauthorized', 'The API key is not valid');
     if (cache.size >= apiKeyCacheMaxEntries) cache.clear();
-    cache.set(hash, { organizationId: row.organization_id, expiresAt: Date.now() + apiKeyCacheTtlMs });
+    cache.set(hash, {
+      organizationId: row.organization_id,
+      credentialId: row.id,
+      expiresAt: Date.now() + apiKeyCacheTtlMs,
+    });
     request.organizationId = row.organization_id;
+    request.credentialId = row.id;
   });
 }
 
-/** A response body whose request still has its money to move: see `LedgerStep`. */
-export class WithLedgerStep {
-  constructor(
-    readonly body: unknown,
-    readonly step: LedgerStep,
-  ) {}
-}
-
-function isRetryable(error: unknown): boolean {
-  const code = databaseErrorOf(error)?.code;
-  return code === '40P01' || code === '40001';
-}
-
-/** Runs one database transaction, again when it lost a deadlock or serialization race. */
-export async function inTransaction<T>(db: Db, work: (tx: Db) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.transaction().execute(work);
-    } catch (error) {
-      if (attempt >= maxTransactionAttempts || !isRetryable(error)) throw error;
-    }
-  }
-}
-
-/**
- * Runs a mutating request in one transaction together with its `Idempotency-Key`: the key is
- * claimed first (a concurrent request with the same key waits on it), the response is stored
- * before commit, and a failure rolls everything back, the claim included, so a failed request
- * leaves nothing behind and may be retried with the same key.
- */
-export async function mutate(
-  db: Db,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  status: number,
-  work: (tx: Db) => Promise<Result<unknown>>,
-): Promise<FastifyReply> {
-  const rawKey = request.headers['idempotency-key'];
-  const key = Array.isArray(rawKey) ? rawKey[0] : rawKey;
-  if (key !== undefined && (key.length === 0 || key.length > maxIdempotencyKeyLength)) {
-    throw new ApiError(
-      'validation_error',
-      `Idempotency-Key must be 1 to ${maxIdempotencyKeyLength} characters`,
-      'Idempotency-Key',
-    );
-  }
-  const scope = request.organizationId === '' ? 'operator' : request.organizationId;
-  const requestHash = sha256(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null)}`);
-
-  const outcome = await inTransaction(db, async (tx) => {
-    if (key !== undefined) {
-      const claimed = await tx
-        .insertInto('idempotency_keys')
-        .values({
-          scope,
-          key,
-          request_hash: requestHash,
-          expires_at: new Date(Date.now() + idempotencyKeyLifetimeMs),
-        })
-        .onConflict((conflict) =>
-          conflict
-            .columns(['scope', 'key'])
-            .doUpdateSet((eb) => ({
-              request_hash: eb.ref('excluded.request_hash'),
-              response_status: null,
-              response_body: null,
-              created_at: new Date(),
-              expires_at: eb.ref('excluded.expires_at'),
-            }))
-            .where('idempotency_keys.expires_at', '<', new Date()),
-        )
-        .returning('key')
-        .executeTakeFirst();
-      if (claimed === undefined) {
-        const stored = await tx
-          .selectFrom('idempotency_keys')
-          .select(['request_hash', 'response_status', 'response_body'])
-          .where('scope', '=', scope)
-          .where('key', '=', key)
-          .executeTakeFirstOrThrow();
-        if (stored.request_hash !== requestHash) {
-          throw new ApiError(
-            'idempotency_key_reused',
-            'This Idempotency-Key was used with a different request; use a new key for a new request',
-            'Idempotency-Key',
-          );
-        }
-        if (stored.response_status === null) {
-          throw new ApiError('idempotency_request_in_progress', 'A request with this Idempotency-Key is still running');
-        }
-        return { status: stored.response_status, body: stored.response_body, replayed: true };
-      }
-    }
-    const result = await work(tx);
-    if (!result.ok) throw ApiError.of(result.failure);
-    const staged = result.value instanceof WithLedgerStep ? result.value : undefined;
-    const body = staged === undefined ? result.value : staged.body;
-    if (key !== undefined) {
-      await tx
-        .updateTable('idempotency_keys')
-        .set({ response_status: status, response_body: JSON.stringify(body) })
-        .where('scope', '=', scope)
-        .where('key', '=', key)
-        .execute();
-    }
-    // Last: the money. A refusal rolls back everything above, the stored response included.
-    if (staged !== undefined) {
-      const refusal = await applyLedgerStep(tx, staged.step);
-      if (refusal !== undefined) throw ApiError.of(refusal);
-    }
-    return { status, body, replayed: false };
-  });
-  if (outcome.replayed) reply.header('Idempotent-Replayed', 'true');
-  return reply.status(outcome.status).send(outcome.body);
-}
+export { inTransaction } from './transaction.js';
 
 /** Cursors are opaque to callers: the last id of a page, encoded. */
 export function encodeCursor(lastId: string): string {

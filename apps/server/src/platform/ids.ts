@@ -13,6 +13,8 @@ export const idPrefixes = {
   account: 'acc',
   transfer: 'trf',
   request: 'req',
+  job: 'job',
+  event: 'evt',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

@@ -1,4 +1,9 @@
 import type { ColumnType, Generated } from 'kysely';
+import type { DisbursementStatus } from '../disbursements/disbursement.js';
+import type { EnrollmentStatus } from '../enrollments/enrollment.js';
+import type { AccountKind, TransferCode, TransferKind } from '../ledger/kinds.js';
+import type { ProgramStatus } from '../programs/program.js';
+import type { UserTaskStatus } from '../usertasks/usertask.js';
 
 // Row types of the tables created by the migrations; money columns are bigint cents.
 
@@ -20,8 +25,6 @@ export interface ApiKeysTable {
   revoked_at: Date | null;
 }
 
-export type AccountKind = 'funding' | 'pool' | 'in_transit' | 'disbursed';
-
 export interface LedgerAccountsTable {
   organization_id: string;
   id: string;
@@ -37,9 +40,6 @@ export interface LedgerAccountsTable {
   created_at: Timestamp;
 }
 
-export type TransferKind = 'posted' | 'pending' | 'post_pending' | 'void_pending';
-export type TransferCode = 'program_funding' | 'reservation' | 'program_return' | 'settlement';
-
 export interface LedgerTransfersTable {
   organization_id: string;
   id: string;
@@ -53,8 +53,6 @@ export interface LedgerTransfersTable {
   user_task_id: string | null;
   created_at: Timestamp;
 }
-
-export type ProgramStatus = 'active' | 'paused' | 'closed';
 
 export interface ProgramsTable {
   organization_id: string;
@@ -98,7 +96,7 @@ export interface EnrollmentsTable {
   organization_id: string;
   program_id: string;
   user_id: string;
-  status: 'active' | 'dismissed';
+  status: EnrollmentStatus;
   enrolled_at: Timestamp;
   dismissed_at: Date | string | null;
 }
@@ -116,15 +114,6 @@ export interface TasksTable {
   created_at: Timestamp;
   updated_at: Timestamp;
 }
-
-export type UserTaskStatus =
-  | 'assigned'
-  | 'pending_approval'
-  | 'completed'
-  | 'funded'
-  | 'cancelled'
-  | 'expired'
-  | 'funding_failed';
 
 export interface UserTasksTable {
   organization_id: string;
@@ -148,8 +137,6 @@ export interface UserTasksTable {
   created_at: Timestamp;
   updated_at: Timestamp;
 }
-
-export type DisbursementStatus = 'awaiting_card' | 'pending' | 'processing' | 'settled' | 'failed';
 
 export interface DisbursementsTable {
   organization_id: string;
@@ -175,7 +162,19 @@ export interface IdempotencyKeysTable {
   expires_at: Date | string;
 }
 
+export interface EventsTable {
+  organization_id: string;
+  id: string;
+  sequence: ColumnType<bigint, never, never>;
+  type: string;
+  data: ColumnType<unknown, string, never>;
+  request_id: string | null;
+  actor: string;
+  created_at: ColumnType<Date, Date | string, never>;
+}
+
 export interface Database {
+  events: EventsTable;
   organizations: OrganizationsTable;
   api_keys: ApiKeysTable;
   ledger_accounts: LedgerAccountsTable;
@@ -188,3 +187,5 @@ export interface Database {
   disbursements: DisbursementsTable;
   idempotency_keys: IdempotencyKeysTable;
 }
+
+export type { AccountKind, DisbursementStatus, ProgramStatus, TransferCode, TransferKind, UserTaskStatus };

@@ -2,8 +2,8 @@ import { Type } from 'typebox';
 import { transferOf } from '../ledger/ledger.js';
 import type { Db } from '../platform/db.js';
 import { ApiError } from '../platform/errors.js';
-import { type App, decodeCursor, mutate, page, pageSize } from '../platform/http.js';
-import { centsOf, dollars, iso, isoRequired } from '../platform/present.js';
+import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
+import { centsOf, dollars } from '../platform/present.js';
 import {
   BalanceDollars,
   Dollars,
@@ -13,84 +13,11 @@ import {
   ListQuery,
   Metadata,
   Nullable,
-  NullableTimestamp,
   Timestamp,
 } from '../platform/schemas.js';
-import {
-  closeProgram,
-  createProgram,
-  findProgram,
-  fundProgram,
-  getProgram,
-  listPrograms,
-  type Program,
-  pauseProgram,
-  resumeProgram,
-  updateProgram,
-} from './service.js';
-
-export const ProgramSchema = Type.Object(
-  {
-    id: Id('prg', 'Program id.'),
-    object: Type.Literal('program'),
-    name: Type.String({ description: 'Name shown to operators.', examples: ['OSHA completion funding'] }),
-    description: Nullable(Type.String({ description: 'Longer description.' })),
-    programType: Nullable(Type.String({ description: 'Your own classification.', examples: ['workforce'] })),
-    cardProductId: Nullable(Type.String({ description: 'Highnote card product the cards are issued from.' })),
-    status: Type.Union([Type.Literal('active'), Type.Literal('paused'), Type.Literal('closed')], {
-      description: 'active ⇄ paused → closed.',
-    }),
-    totalAwardPool: BalanceDollars('Everything ever funded into the pool.', 50000),
-    maxParticipants: Type.Integer({ description: 'Enrollment cap.', examples: [100] }),
-    participantCount: Type.Integer({ description: 'Participants enrolled now.', examples: [1] }),
-    balances: Type.Object(
-      {
-        available: BalanceDollars('Free to reserve.', 49500),
-        reserved: BalanceDollars('Held for assigned milestones.', 0),
-        disbursing: BalanceDollars('Verified milestones whose card funding has not settled.', 500),
-        disbursed: BalanceDollars('Settled on participants’ cards.', 0),
-        returned: BalanceDollars('Given back to the funding account when the program closed.', 0),
-      },
-      { description: 'totalAwardPool = available + reserved + disbursing + disbursed + returned, always.' },
-    ),
-    startsAt: NullableTimestamp('When the program opens.'),
-    endsAt: NullableTimestamp('When the program ends.'),
-    metadata: Metadata,
-    createdAt: Timestamp('Created.'),
-    updatedAt: Timestamp('Last changed.'),
-    closedAt: NullableTimestamp('Closed.'),
-  },
-  { $id: 'Program' },
-);
-
-export function presentProgram(program: Program) {
-  const b = program.balances;
-  return {
-    id: program.id,
-    object: 'program' as const,
-    name: program.name,
-    description: program.description,
-    programType: program.programType,
-    cardProductId: program.cardProductId,
-    status: program.status,
-    totalAwardPool: dollars(program.totalAwardPoolCents),
-    maxParticipants: program.maxParticipants,
-    participantCount: program.participantCount,
-    balances: {
-      available: dollars(b.availableCents),
-      reserved: dollars(b.reservedCents),
-      disbursing: dollars(b.disbursingCents),
-      disbursed: dollars(b.disbursedCents),
-      returned: dollars(b.returnedCents),
-    },
-    startsAt: iso(program.startsAt),
-    endsAt: iso(program.endsAt),
-    metadata: program.metadata,
-    createdAt: isoRequired(program.createdAt),
-    updatedAt: isoRequired(program.updatedAt),
-    closedAt: iso(program.closedAt),
-  };
-}
+import { mutate, presented } from '../work/mutate.js';
+import { findProgram, getProgram, listPrograms, ProgramSchema, presentProgram, programStatuses } from './program.js';
+import { closeProgram, createProgram, fundProgram, pauseProgram, resumeProgram, updateProgram } from './service.js';
 
 const ProgramParams = Type.Object({ id: Id('prg', 'Program id.') });
 const ProgramRef = Type.Ref('Program');
@@ -168,13 +95,9 @@ export function programRoutes(app: App, deps: { db: Db }): void {
     async (request, reply) => {
       const body = request.body;
       const total = body.totalAwardPool === 0 ? 0n : centsOf(body.totalAwardPool, 'totalAwardPool');
-      return mutate(db, request, reply, 201, async (tx) => {
-        const created = await createProgram(tx, request.organizationId, {
-          ...body,
-          totalAwardPoolCents: total,
-        });
-        return created.ok ? { ok: true, value: presentProgram(created.value) } : created;
-      });
+      return mutate(db, request, reply, 201, async (unit) =>
+        presented(await createProgram(unit, { ...body, totalAwardPoolCents: total }), presentProgram),
+      );
     },
   );
 
@@ -187,7 +110,7 @@ export function programRoutes(app: App, deps: { db: Db }): void {
         summary: 'List programs, newest first',
         querystring: Type.Object({
           ...ListQuery,
-          status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('paused'), Type.Literal('closed')])),
+          status: Type.Optional(Type.Union(programStatuses.map((status) => Type.Literal(status)))),
         }),
         response: { 200: ListOf(ProgramRef, 'A page of programs.'), ...errorResponses() },
       },
@@ -248,10 +171,9 @@ export function programRoutes(app: App, deps: { db: Db }): void {
       },
     },
     async (request, reply) =>
-      mutate(db, request, reply, 200, async (tx) => {
-        const updated = await updateProgram(tx, request.organizationId, request.params.id, request.body);
-        return updated.ok ? { ok: true, value: presentProgram(updated.value) } : updated;
-      }),
+      mutate(db, request, reply, 200, async (unit) =>
+        presented(await updateProgram(unit, request.params.id, request.body), presentProgram),
+      ),
   );
 
   app.post(
@@ -271,10 +193,9 @@ export function programRoutes(app: App, deps: { db: Db }): void {
     },
     async (request, reply) => {
       const amountCents = centsOf(request.body.amount, 'amount');
-      return mutate(db, request, reply, 200, async (tx) => {
-        const funded = await fundProgram(tx, request.organizationId, request.params.id, amountCents);
-        return funded.ok ? { ok: true, value: presentProgram(funded.value) } : funded;
-      });
+      return mutate(db, request, reply, 200, async (unit) =>
+        presented(await fundProgram(unit, request.params.id, amountCents), presentProgram),
+      );
     },
   );
 
@@ -295,10 +216,7 @@ export function programRoutes(app: App, deps: { db: Db }): void {
         },
       },
       async (request, reply) =>
-        mutate(db, request, reply, 200, async (tx) => {
-          const changed = await run(tx, request.organizationId, request.params.id);
-          return changed.ok ? { ok: true, value: presentProgram(changed.value) } : changed;
-        }),
+        mutate(db, request, reply, 200, async (unit) => presented(await run(unit, request.params.id), presentProgram)),
     );
   }
 

@@ -1,142 +1,18 @@
-import { applyLedgerBatch, assertAllApplied, type LedgerOperation, maxBatchSize } from '../ledger/ledger.js';
 import { type Db, dateOf } from '../platform/db.js';
 import { assert, fail, ok, type Result } from '../platform/errors.js';
-import { newId, resolutionTransferIdOfRow } from '../platform/ids.js';
-import type { ProgramStatus } from '../platform/schema.js';
-
-export interface ProgramBalances {
-  availableCents: bigint;
-  reservedCents: bigint;
-  disbursingCents: bigint;
-  disbursedCents: bigint;
-  returnedCents: bigint;
-}
-
-export interface Program {
-  id: string;
-  name: string;
-  description: string | null;
-  programType: string | null;
-  cardProductId: string | null;
-  status: ProgramStatus;
-  totalAwardPoolCents: bigint;
-  maxParticipants: number;
-  participantCount: number;
-  startsAt: Date | null;
-  endsAt: Date | null;
-  metadata: Record<string, string>;
-  balances: ProgramBalances;
-  poolAccountId: string;
-  inTransitAccountId: string;
-  disbursedAccountId: string;
-  fundingAccountId: string;
-  createdAt: Date;
-  updatedAt: Date;
-  closedAt: Date | null;
-}
-
-function programQuery(db: Db, organizationId: string) {
-  return db
-    .selectFrom('programs as p')
-    .innerJoin('ledger_accounts as pool', (join) =>
-      join.onRef('pool.organization_id', '=', 'p.organization_id').onRef('pool.id', '=', 'p.pool_account_id'),
-    )
-    .innerJoin('ledger_accounts as transit', (join) =>
-      join
-        .onRef('transit.organization_id', '=', 'p.organization_id')
-        .onRef('transit.id', '=', 'p.in_transit_account_id'),
-    )
-    .innerJoin('ledger_accounts as settled', (join) =>
-      join
-        .onRef('settled.organization_id', '=', 'p.organization_id')
-        .onRef('settled.id', '=', 'p.disbursed_account_id'),
-    )
-    .selectAll('p')
-    .select([
-      'pool.credits_posted_cents as pool_credits_posted',
-      'pool.debits_posted_cents as pool_debits_posted',
-      'pool.debits_pending_cents as pool_debits_pending',
-      'transit.credits_posted_cents as transit_credits_posted',
-      'transit.debits_posted_cents as transit_debits_posted',
-      'settled.credits_posted_cents as settled_credits_posted',
-      'settled.debits_posted_cents as settled_debits_posted',
-    ])
-    .where('p.organization_id', '=', organizationId);
-}
-
-type ProgramRow = Awaited<ReturnType<ReturnType<typeof programQuery>['executeTakeFirstOrThrow']>>;
+import { newId } from '../platform/ids.js';
+import type { JobRequest } from '../platform/jobs.js';
+import { releaseOpenUserTasks } from '../usertasks/transitions.js';
+import type { UnitOfWork } from '../work/unit.js';
+import { findProgram, type Program, type ProgramStatus, presentProgram } from './program.js';
 
 /**
- * Balances from the program's accounts. The pool's posted debits go either to in_transit
- * (completed milestones) or back to funding (returned), which gives `returned`; the identity
- * `total = available + reserved + disbursing + disbursed + returned` is asserted here and held
- * at commit by the `ledger_program_identity` constraint trigger.
+ * Program changes, each inside a unit of work. Lock order, everywhere a unit takes more than one
+ * of these: enrollment, program, user tasks, ledger accounts (by id). Program rows are locked
+ * FOR NO KEY UPDATE, which does not conflict with the KEY SHARE locks that foreign keys take
+ * (a new transfer, disbursement or user task naming the program), so a program change never
+ * deadlocks with the hot path's writes.
  */
-function programOf(row: ProgramRow): Program {
-  const balances: ProgramBalances = {
-    availableCents: row.pool_credits_posted - row.pool_debits_posted - row.pool_debits_pending,
-    reservedCents: row.pool_debits_pending,
-    disbursingCents: row.transit_credits_posted - row.transit_debits_posted,
-    disbursedCents: row.settled_credits_posted - row.settled_debits_posted,
-    returnedCents: row.pool_debits_posted - row.transit_credits_posted,
-  };
-  const sum =
-    balances.availableCents +
-    balances.reservedCents +
-    balances.disbursingCents +
-    balances.disbursedCents +
-    balances.returnedCents;
-  assert(
-    sum === row.total_award_pool_cents && row.pool_credits_posted === row.total_award_pool_cents,
-    `program ${row.id} breaks totalAwardPool = available + reserved + disbursing + disbursed + returned`,
-  );
-  for (const [name, value] of Object.entries(balances)) {
-    assert(value >= 0n, `program ${row.id} has a negative ${name}`);
-  }
-  return {
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    programType: row.program_type,
-    cardProductId: row.card_product_id,
-    status: row.status,
-    totalAwardPoolCents: row.total_award_pool_cents,
-    maxParticipants: row.max_participants,
-    participantCount: row.participant_count,
-    startsAt: dateOf(row.starts_at),
-    endsAt: dateOf(row.ends_at),
-    metadata: row.metadata as Record<string, string>,
-    balances,
-    poolAccountId: row.pool_account_id,
-    inTransitAccountId: row.in_transit_account_id,
-    disbursedAccountId: row.disbursed_account_id,
-    fundingAccountId: row.funding_account_id,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    closedAt: dateOf(row.closed_at),
-  };
-}
-
-export async function getProgram(db: Db, organizationId: string, id: string): Promise<Program | undefined> {
-  const row = await programQuery(db, organizationId).where('p.id', '=', id).executeTakeFirst();
-  return row === undefined ? undefined : programOf(row);
-}
-
-export async function findProgram(db: Db, organizationId: string, id: string): Promise<Result<Program>> {
-  const program = await getProgram(db, organizationId, id);
-  return program === undefined ? fail('not_found', `No program ${id}`, 'programId') : ok(program);
-}
-
-export async function listPrograms(
-  db: Db,
-  organizationId: string,
-  options: { afterId: string | undefined; limit: number; status: ProgramStatus | undefined },
-): Promise<Program[]> {
-  let query = programQuery(db, organizationId).orderBy('p.id', 'desc').limit(options.limit);
-  if (options.afterId !== undefined) query = query.where('p.id', '<', options.afterId);
-  if (options.status !== undefined) query = query.where('p.status', '=', options.status);
-  return (await query.execute()).map(programOf);
-}
 
 export interface CreateProgramInput {
   name: string;
@@ -150,6 +26,9 @@ export interface CreateProgramInput {
   metadata?: Record<string, string> | undefined;
 }
 
+/** Most open user tasks one closing or dismissal releases in its own transaction; a job does the rest. */
+export const releaseBatchSize = 1_000;
+
 async function fundingAccountId(tx: Db, organizationId: string): Promise<string> {
   const row = await tx
     .selectFrom('ledger_accounts')
@@ -160,22 +39,26 @@ async function fundingAccountId(tx: Db, organizationId: string): Promise<string>
   return row.id;
 }
 
+/** Reads the program a unit just changed; it exists, since the unit holds its lock or wrote it. */
+async function reread(unit: UnitOfWork, id: string): Promise<Program> {
+  const program = await findProgram(unit.tx, unit.organizationId, id);
+  assert(program.ok, `program ${id} vanished inside its own transaction`);
+  return program.value;
+}
+
 /** Creates the program and its three accounts, and funds the pool from the organization's funding account. */
-export async function createProgram(
-  tx: Db,
-  organizationId: string,
-  input: CreateProgramInput,
-): Promise<Result<Program>> {
-  if (input.startsAt !== undefined && input.endsAt !== undefined && input.startsAt >= input.endsAt) {
+export async function createProgram(unit: UnitOfWork, input: CreateProgramInput): Promise<Result<Program>> {
+  const { tx, organizationId } = unit;
+  if (
+    input.startsAt !== undefined &&
+    input.endsAt !== undefined &&
+    !(new Date(input.startsAt) < new Date(input.endsAt))
+  ) {
     return fail('validation_error', 'endsAt must be after startsAt', 'endsAt');
   }
   const id = newId('program');
   const funding = await fundingAccountId(tx, organizationId);
-  const accounts = {
-    pool: newId('account'),
-    in_transit: newId('account'),
-    disbursed: newId('account'),
-  } as const;
+  const accounts = { pool: newId('account'), in_transit: newId('account'), disbursed: newId('account') } as const;
   await tx
     .insertInto('ledger_accounts')
     .values(
@@ -186,6 +69,7 @@ export async function createProgram(
         kind,
         debits_must_not_exceed_credits: true,
         credits_must_not_exceed_debits: false,
+        created_at: unit.now,
       })),
     )
     .execute();
@@ -207,10 +91,12 @@ export async function createProgram(
       in_transit_account_id: accounts.in_transit,
       disbursed_account_id: accounts.disbursed,
       funding_account_id: funding,
+      created_at: unit.now,
+      updated_at: unit.now,
     })
     .execute();
   if (input.totalAwardPoolCents > 0n) {
-    const [result] = await applyLedgerBatch(tx, organizationId, [
+    unit.moveMoney([
       {
         type: 'create',
         id: newId('transfer'),
@@ -222,19 +108,22 @@ export async function createProgram(
         programId: id,
       },
     ]);
-    assert(result?.ok, `funding program ${id} failed: ${result && !result.ok ? result.reason : 'no result'}`);
+    // The answer shows the funded balances.
+    await unit.flushLedger();
   }
-  return findProgram(tx, organizationId, id);
+  const program = await reread(unit, id);
+  unit.emit('program.created', presentProgram(program));
+  return ok(program);
 }
 
 /** Locks the program row for a status change or a change to its pool. */
-async function lockProgram(tx: Db, organizationId: string, id: string) {
+export async function lockProgram(tx: Db, organizationId: string, id: string) {
   return tx
     .selectFrom('programs')
     .select(['id', 'status', 'participant_count', 'pool_account_id', 'funding_account_id', 'starts_at', 'ends_at'])
     .where('organization_id', '=', organizationId)
     .where('id', '=', id)
-    .forUpdate()
+    .forNoKeyUpdate()
     .executeTakeFirst();
 }
 
@@ -246,12 +135,8 @@ export interface UpdateProgramInput {
   metadata?: Record<string, string> | undefined;
 }
 
-export async function updateProgram(
-  tx: Db,
-  organizationId: string,
-  id: string,
-  input: UpdateProgramInput,
-): Promise<Result<Program>> {
+export async function updateProgram(unit: UnitOfWork, id: string, input: UpdateProgramInput): Promise<Result<Program>> {
+  const { tx, organizationId } = unit;
   const current = await lockProgram(tx, organizationId, id);
   if (current === undefined) return fail('not_found', `No program ${id}`);
   if (current.status === 'closed') return fail('invalid_state', `Program ${id} is closed and can no longer change`);
@@ -274,30 +159,28 @@ export async function updateProgram(
       ...(input.maxParticipants !== undefined ? { max_participants: input.maxParticipants } : {}),
       ...(input.endsAt !== undefined ? { ends_at: input.endsAt } : {}),
       ...(input.metadata !== undefined ? { metadata: JSON.stringify(input.metadata) } : {}),
-      updated_at: new Date(),
+      updated_at: unit.now,
     })
     .where('organization_id', '=', organizationId)
     .where('id', '=', id)
     .execute();
-  return findProgram(tx, organizationId, id);
+  const program = await reread(unit, id);
+  unit.emit('program.updated', presentProgram(program));
+  return ok(program);
 }
 
-export async function fundProgram(
-  tx: Db,
-  organizationId: string,
-  id: string,
-  amountCents: bigint,
-): Promise<Result<Program>> {
+export async function fundProgram(unit: UnitOfWork, id: string, amountCents: bigint): Promise<Result<Program>> {
+  const { tx, organizationId } = unit;
   const current = await lockProgram(tx, organizationId, id);
   if (current === undefined) return fail('not_found', `No program ${id}`);
   if (current.status === 'closed') return fail('invalid_state', `Program ${id} is closed; fund a new program instead`);
   await tx
     .updateTable('programs')
-    .set((eb) => ({ total_award_pool_cents: eb('total_award_pool_cents', '+', amountCents), updated_at: new Date() }))
+    .set((eb) => ({ total_award_pool_cents: eb('total_award_pool_cents', '+', amountCents), updated_at: unit.now }))
     .where('organization_id', '=', organizationId)
     .where('id', '=', id)
     .execute();
-  const [result] = await applyLedgerBatch(tx, organizationId, [
+  unit.moveMoney([
     {
       type: 'create',
       id: newId('transfer'),
@@ -309,8 +192,10 @@ export async function fundProgram(
       programId: id,
     },
   ]);
-  assert(result?.ok, `funding program ${id} failed`);
-  return findProgram(tx, organizationId, id);
+  await unit.flushLedger();
+  const program = await reread(unit, id);
+  unit.emit('program.funded', presentProgram(program));
+  return ok(program);
 }
 
 async function setPoolFrozen(tx: Db, organizationId: string, poolAccountId: string, frozen: boolean) {
@@ -322,121 +207,113 @@ async function setPoolFrozen(tx: Db, organizationId: string, poolAccountId: stri
     .execute();
 }
 
-/** Pausing freezes the pool: nothing new is reserved or released; cancels still release. */
-export async function pauseProgram(tx: Db, organizationId: string, id: string): Promise<Result<Program>> {
-  const current = await lockProgram(tx, organizationId, id);
-  if (current === undefined) return fail('not_found', `No program ${id}`);
-  if (current.status !== 'active') return fail('invalid_state', `Program ${id} is ${current.status}, not active`);
-  await setPoolFrozen(tx, organizationId, current.pool_account_id, true);
-  await setStatus(tx, organizationId, id, 'paused');
-  return findProgram(tx, organizationId, id);
-}
-
-export async function resumeProgram(tx: Db, organizationId: string, id: string): Promise<Result<Program>> {
-  const current = await lockProgram(tx, organizationId, id);
-  if (current === undefined) return fail('not_found', `No program ${id}`);
-  if (current.status !== 'paused') return fail('invalid_state', `Program ${id} is ${current.status}, not paused`);
-  await setPoolFrozen(tx, organizationId, current.pool_account_id, false);
-  await setStatus(tx, organizationId, id, 'active');
-  return findProgram(tx, organizationId, id);
-}
-
-async function setStatus(tx: Db, organizationId: string, id: string, status: ProgramStatus) {
-  const now = new Date();
-  await tx
+async function setStatus(unit: UnitOfWork, id: string, status: ProgramStatus) {
+  await unit.tx
     .updateTable('programs')
-    .set({ status, updated_at: now, ...(status === 'closed' ? { closed_at: now } : {}) })
-    .where('organization_id', '=', organizationId)
+    .set({ status, updated_at: unit.now, ...(status === 'closed' ? { closed_at: unit.now } : {}) })
+    .where('organization_id', '=', unit.organizationId)
     .where('id', '=', id)
     .execute();
 }
 
-/**
- * Closing voids every open reservation, returns the available pool to the funding account and
- * freezes the pool for good. Milestones already completed keep settling to their cards.
- */
-export async function closeProgram(tx: Db, organizationId: string, id: string): Promise<Result<Program>> {
-  const current = await lockProgram(tx, organizationId, id);
+/** Pausing freezes the pool: nothing new is reserved or released; cancels still release. */
+export async function pauseProgram(unit: UnitOfWork, id: string): Promise<Result<Program>> {
+  const current = await lockProgram(unit.tx, unit.organizationId, id);
   if (current === undefined) return fail('not_found', `No program ${id}`);
-  if (current.status === 'closed') return fail('invalid_state', `Program ${id} is already closed`);
-  // Lock order everywhere: enrollment, program, user tasks, accounts.
-  for (;;) {
-    const released = await releaseOpenUserTasks(tx, organizationId, { programId: id }, 'program_closed');
-    if (released < maxBatchSize) break;
-  }
-  // Voids pass a frozen pool, but the return is a debit: thaw inside this transaction.
-  await setPoolFrozen(tx, organizationId, current.pool_account_id, false);
-  const program = await getProgram(tx, organizationId, id);
-  assert(program !== undefined, `program ${id} vanished inside its own transaction`);
-  if (program.balances.availableCents > 0n) {
-    const [result] = await applyLedgerBatch(tx, organizationId, [
-      {
-        type: 'create',
-        id: newId('transfer'),
-        debitAccountId: current.pool_account_id,
-        creditAccountId: current.funding_account_id,
-        amountCents: program.balances.availableCents,
-        pending: false,
-        code: 'program_return',
-        programId: id,
-      },
-    ]);
-    assert(result?.ok, `returning the pool of program ${id} failed`);
-  }
-  await setPoolFrozen(tx, organizationId, current.pool_account_id, true);
-  await setStatus(tx, organizationId, id, 'closed');
-  return findProgram(tx, organizationId, id);
+  if (current.status !== 'active') return fail('invalid_state', `Program ${id} is ${current.status}, not active`);
+  await setPoolFrozen(unit.tx, unit.organizationId, current.pool_account_id, true);
+  await setStatus(unit, id, 'paused');
+  const program = await reread(unit, id);
+  unit.emit('program.paused', presentProgram(program));
+  return ok(program);
+}
+
+export async function resumeProgram(unit: UnitOfWork, id: string): Promise<Result<Program>> {
+  const current = await lockProgram(unit.tx, unit.organizationId, id);
+  if (current === undefined) return fail('not_found', `No program ${id}`);
+  if (current.status !== 'paused') return fail('invalid_state', `Program ${id} is ${current.status}, not paused`);
+  await setPoolFrozen(unit.tx, unit.organizationId, current.pool_account_id, false);
+  await setStatus(unit, id, 'active');
+  const program = await reread(unit, id);
+  unit.emit('program.resumed', presentProgram(program));
+  return ok(program);
 }
 
 /**
- * Cancels up to one ledger batch of open user tasks matching the filter and voids their
- * reservations; returns how many it released. Used by close and by dismissal.
+ * Closing voids open reservations, returns the available pool to the funding account and freezes
+ * the pool for good. Milestones already completed keep settling to their cards. One transaction
+ * releases at most `releaseBatchSize` reservations; a program with more finishes closing in a
+ * job, which releases the rest in bounded rounds and returns what each round freed.
  */
-export async function releaseOpenUserTasks(
-  tx: Db,
-  organizationId: string,
-  filter: { programId: string; userId?: string },
+export async function closeProgram(unit: UnitOfWork, id: string): Promise<Result<Program>> {
+  const current = await lockProgram(unit.tx, unit.organizationId, id);
+  if (current === undefined) return fail('not_found', `No program ${id}`);
+  if (current.status === 'closed') return fail('invalid_state', `Program ${id} is already closed`);
+  await setStatus(unit, id, 'closed');
+  await releaseRound(unit, { ...current, status: 'closed' }, { programId: id }, 'program_closed');
+  const program = await reread(unit, id);
+  unit.emit('program.closed', presentProgram(program));
+  return ok(program);
+}
+
+export interface ReleaseScope {
+  programId: string;
+  /** Only this participant's open user tasks (a dismissal); all of the program's otherwise. */
+  userId?: string | undefined;
+}
+
+/**
+ * One bounded round of releasing open user tasks, inside a unit that holds the program's lock.
+ * In a closed program the pool's available balance then returns to the funding account, so no
+ * money is left in a pool that will never reserve again. A full round enqueues the next one.
+ */
+export async function releaseRound(
+  unit: UnitOfWork,
+  program: { id: string; status: ProgramStatus; pool_account_id: string; funding_account_id: string },
+  scope: ReleaseScope,
   reason: string,
-): Promise<number> {
-  let query = tx
-    .updateTable('user_tasks')
-    .set({
-      status: 'cancelled',
-      cancellation_reason: reason,
-      cancelled_at: new Date(),
-      updated_at: new Date(),
-      resolution_transfer_id: resolutionTransferIdOfRow,
-    })
-    .where('organization_id', '=', organizationId)
-    .where('program_id', '=', filter.programId)
-    .where('status', 'in', ['assigned', 'pending_approval']);
-  if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
-  // One UPDATE … WHERE id IN (… LIMIT n) keeps each round bounded.
-  const rows = await query
-    .where(
-      'id',
-      'in',
-      (() => {
-        let inner = tx
-          .selectFrom('user_tasks')
-          .select('id')
-          .where('organization_id', '=', organizationId)
-          .where('program_id', '=', filter.programId)
-          .where('status', 'in', ['assigned', 'pending_approval'])
-          .limit(maxBatchSize);
-        if (filter.userId !== undefined) inner = inner.where('user_id', '=', filter.userId);
-        return inner;
-      })(),
-    )
-    .returning(['id', 'reservation_transfer_id', 'resolution_transfer_id'])
-    .execute();
-  if (rows.length === 0) return 0;
-  const operations: LedgerOperation[] = rows.map((row) => ({
-    type: 'void',
-    id: row.resolution_transfer_id as string,
-    pendingId: row.reservation_transfer_id,
-  }));
-  const results = await applyLedgerBatch(tx, organizationId, operations);
-  assertAllApplied(results, 'voiding reservations');
-  return rows.length;
+): Promise<void> {
+  const released = await releaseOpenUserTasks(unit, scope, reason, releaseBatchSize);
+  if (released === releaseBatchSize) unit.enqueue(releaseOpenJob({ ...scope, reason }));
+  if (program.status !== 'closed') return;
+  // Voids pass a frozen pool, but the return is a debit: thaw inside this transaction.
+  await setPoolFrozen(unit.tx, unit.organizationId, program.pool_account_id, false);
+  await unit.flushLedger();
+  const { balances } = await reread(unit, program.id);
+  if (balances.availableCents > 0n) {
+    unit.moveMoney([
+      {
+        type: 'create',
+        id: newId('transfer'),
+        debitAccountId: program.pool_account_id,
+        creditAccountId: program.funding_account_id,
+        amountCents: balances.availableCents,
+        pending: false,
+        code: 'program_return',
+        programId: program.id,
+      },
+    ]);
+    await unit.flushLedger();
+  }
+  await setPoolFrozen(unit.tx, unit.organizationId, program.pool_account_id, true);
+}
+
+/** The job that continues a release too large for one transaction. */
+export const releaseOpenJobName = 'usertasks.release_open';
+
+export interface ReleaseOpenPayload extends ReleaseScope {
+  reason: string;
+}
+
+function releaseOpenJob(payload: ReleaseOpenPayload): JobRequest {
+  // No dedupe key: the running round enqueues its successor, and an extra round releases nothing.
+  return { name: releaseOpenJobName, payload };
+}
+
+/** The job's work: lock the program first (the global lock order), then one more round. */
+export async function continueRelease(unit: UnitOfWork, payload: ReleaseOpenPayload): Promise<Result<null>> {
+  const program = await lockProgram(unit.tx, unit.organizationId, payload.programId);
+  assert(program !== undefined, `release job names program ${payload.programId}, which does not exist`);
+  await releaseRound(unit, program, payload, payload.reason);
+  return ok(null);
 }

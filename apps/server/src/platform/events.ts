@@ -1,0 +1,110 @@
+import { sql } from 'kysely';
+import type { Db } from './db.js';
+import { newId } from './ids.js';
+
+/**
+ * Events: every state change appends one or more, in the transaction of the change, as
+ * `{id, object: "event", type, createdAt, data: {object}}` where `object` is the resource as the
+ * API presents it. Rows are never changed or deleted (a trigger refuses it). Their order within an
+ * organization is the `sequence` column, assigned at insert.
+ */
+
+/** Every event type, `resource.verb`; one list for the route schemas, the writer and the tests. */
+export const eventTypes = [
+  'program.created',
+  'program.updated',
+  'program.funded',
+  'program.paused',
+  'program.resumed',
+  'program.closed',
+  'user.created',
+  'user.updated',
+  'enrollment.created',
+  'enrollment.dismissed',
+  'task.created',
+  'task.updated',
+  'usertask.assigned',
+  'usertask.completed',
+  'usertask.cancelled',
+  'usertask.expired',
+  'disbursement.created',
+] as const;
+
+export type EventType = (typeof eventTypes)[number];
+
+export interface StoredEvent {
+  id: string;
+  sequence: bigint;
+  type: EventType;
+  createdAt: Date;
+  data: { object: unknown };
+}
+
+/** Writes a unit's events in one statement; the sequence keeps their order. */
+export async function writeEvents(
+  tx: Db,
+  context: { organizationId: string; requestId: string | null; actor: string; now: Date },
+  drafts: readonly { type: EventType; object: unknown }[],
+): Promise<void> {
+  if (drafts.length === 0) return;
+  const rows = drafts.map(
+    (draft) =>
+      sql`(${context.organizationId}, ${newId('event')}, ${draft.type}, ${JSON.stringify({ object: draft.object })}::jsonb, ${context.requestId}, ${context.actor}, ${context.now.toISOString()}::timestamptz)`,
+  );
+  await sql`INSERT INTO events (organization_id, id, type, data, request_id, actor, created_at)
+    VALUES ${sql.join(rows)}`.execute(tx);
+}
+
+function storedEventOf(row: {
+  id: string;
+  sequence: bigint;
+  type: string;
+  created_at: Date;
+  data: unknown;
+}): StoredEvent {
+  return {
+    id: row.id,
+    sequence: row.sequence,
+    type: row.type as EventType,
+    createdAt: row.created_at,
+    data: row.data as { object: unknown },
+  };
+}
+
+export async function getEvent(db: Db, organizationId: string, id: string): Promise<StoredEvent | undefined> {
+  const row = await db
+    .selectFrom('events')
+    .select(['id', 'sequence', 'type', 'created_at', 'data'])
+    .where('organization_id', '=', organizationId)
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return row === undefined ? undefined : storedEventOf(row);
+}
+
+/** Newest first; `beforeSequence` continues a page. */
+export async function listEvents(
+  db: Db,
+  organizationId: string,
+  filter: { beforeSequence: bigint | undefined; limit: number; type?: EventType | undefined; createdAfter?: Date },
+): Promise<StoredEvent[]> {
+  let query = db
+    .selectFrom('events')
+    .select(['id', 'sequence', 'type', 'created_at', 'data'])
+    .where('organization_id', '=', organizationId)
+    .orderBy('sequence', 'desc')
+    .limit(filter.limit);
+  if (filter.beforeSequence !== undefined) query = query.where('sequence', '<', filter.beforeSequence);
+  if (filter.type !== undefined) query = query.where('type', '=', filter.type);
+  if (filter.createdAfter !== undefined) query = query.where('created_at', '>', filter.createdAfter);
+  return (await query.execute()).map(storedEventOf);
+}
+
+export function presentEvent(event: StoredEvent) {
+  return {
+    id: event.id,
+    object: 'event' as const,
+    type: event.type,
+    createdAt: event.createdAt.toISOString(),
+    data: event.data,
+  };
+}

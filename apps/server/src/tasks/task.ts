@@ -1,0 +1,80 @@
+import { Type } from 'typebox';
+import { dateOf } from '../platform/db.js';
+import { dollars, iso, isoRequired } from '../platform/present.js';
+import { BalanceDollars, Id, Metadata, Nullable, NullableTimestamp, Timestamp } from '../platform/schemas.js';
+
+/** A milestone of a program, and how the API presents it. */
+
+export interface Task {
+  id: string;
+  programId: string;
+  name: string;
+  description: string | null;
+  monetaryValueCents: bigint;
+  startsAt: Date | null;
+  endsAt: Date | null;
+  metadata: Record<string, string>;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+type TaskRow = {
+  id: string;
+  program_id: string;
+  name: string;
+  description: string | null;
+  monetary_value_cents: bigint;
+  starts_at: Date | string | null;
+  ends_at: Date | string | null;
+  metadata: unknown;
+  created_at: Date;
+  updated_at: Date;
+};
+
+export function taskOf(row: TaskRow): Task {
+  return {
+    id: row.id,
+    programId: row.program_id,
+    name: row.name,
+    description: row.description,
+    monetaryValueCents: row.monetary_value_cents,
+    startsAt: dateOf(row.starts_at),
+    endsAt: dateOf(row.ends_at),
+    metadata: row.metadata as Record<string, string>,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export const TaskSchema = Type.Object(
+  {
+    id: Id('tsk', 'Task id.'),
+    object: Type.Literal('task'),
+    programId: Id('prg', 'Program the milestone belongs to.'),
+    name: Type.String({ description: 'Milestone name.', examples: ['OSHA 10 certificate'] }),
+    description: Nullable(Type.String({ description: 'What the participant must do.' })),
+    monetaryValue: BalanceDollars('Reserved for each assignment.', 500),
+    startsAt: NullableTimestamp('Assignable from.'),
+    endsAt: NullableTimestamp('Open reservations expire at this time.'),
+    metadata: Metadata,
+    createdAt: Timestamp('Created.'),
+    updatedAt: Timestamp('Last changed.'),
+  },
+  { $id: 'Task' },
+);
+
+export function presentTask(task: Task) {
+  return {
+    id: task.id,
+    object: 'task' as const,
+    programId: task.programId,
+    name: task.name,
+    description: task.description,
+    monetaryValue: dollars(task.monetaryValueCents),
+    startsAt: iso(task.startsAt),
+    endsAt: iso(task.endsAt),
+    metadata: task.metadata,
+    createdAt: isoRequired(task.createdAt),
+    updatedAt: isoRequired(task.updatedAt),
+  };
+}

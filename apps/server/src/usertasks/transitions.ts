@@ -1,0 +1,254 @@
+import { openDisbursement } from '../disbursements/service.js';
+import type { LedgerOperation, LedgerRejection, LedgerResult } from '../ledger/ledger.js';
+import { assert, type Failure, fail, ok, type Result } from '../platform/errors.js';
+import type { EventType } from '../platform/events.js';
+import { newId, resolutionTransferId, resolutionTransferIdOfRow } from '../platform/ids.js';
+import type { UnitOfWork } from '../work/unit.js';
+import {
+  getUserTask,
+  openUserTaskStatuses,
+  presentUserTask,
+  type UserTask,
+  type UserTaskRow,
+  type UserTaskStatus,
+  userTaskOf,
+} from './usertask.js';
+
+/** A user task row as a transition leaves it. */
+export type MovedRow = Omit<UserTaskRow, 'disbursement_id'>;
+
+/**
+ * The only writer of a user task's state. Each transition names the states it starts from, the
+ * state it ends in, what it does to the reservation and the event it emits; `transition` writes
+ * the row, queues the ledger operation and emits the event together, for one user task or a
+ * bounded set. Assignment, which creates the row and its reservation, lives here too.
+ *
+ * Approval (`pending_approval → completed`), funding (`completed → funded`) and a failed funding
+ * (`completed → funding_failed`) arrive with their issues as new rows of this table.
+ */
+export const transitions = {
+  complete: { from: ['assigned'], to: 'completed', event: 'usertask.completed', ledger: 'post' },
+  cancel: { from: openUserTaskStatuses, to: 'cancelled', event: 'usertask.cancelled', ledger: 'void' },
+  expire: { from: openUserTaskStatuses, to: 'expired', event: 'usertask.expired', ledger: 'void' },
+} as const satisfies Record<
+  string,
+  { from: readonly UserTaskStatus[]; to: UserTaskStatus; event: EventType; ledger: 'post' | 'void' }
+>;
+
+export type TransitionName = keyof typeof transitions;
+
+/** What a transition writes beside the state. */
+export type Change =
+  | {
+      name: 'complete';
+      /** Post less than reserved; the rest returns to the pool. */
+      amountCents: bigint | undefined;
+      completedBy: string | undefined;
+      evidence: Record<string, unknown> | undefined;
+      /** The disbursement the completion opens, named before the row is written. */
+      disbursementId: string;
+    }
+  | { name: 'cancel'; reason: string }
+  | { name: 'expire' };
+
+/** Which user tasks move: named ones, or a bounded set of a program's (or one participant's) open ones. */
+export type Target =
+  | { ids: readonly string[] }
+  | { programId: string; userId?: string | undefined; limit: number }
+  /** Due for expiry: claimed with SKIP LOCKED, so several workers share the sweep. */
+  | { dueBy: Date; limit: number };
+
+/**
+ * Moves the targeted user tasks that are in one of the transition's starting states, and
+ * answers with the rows it moved (their new state). The ledger operations are queued on the unit
+ * with `refusal` (by default a refusal is a bug: a void cannot be refused).
+ */
+export async function transition(
+  unit: UnitOfWork,
+  change: Change,
+  target: Target,
+  refusal?: (results: readonly LedgerResult[], row: MovedRow) => Failure | undefined,
+): Promise<MovedRow[]> {
+  const spec = transitions[change.name];
+  const { tx, organizationId, now } = unit;
+  let query = tx
+    .updateTable('user_tasks')
+    .set((eb) => ({
+      status: spec.to,
+      resolution_transfer_id: resolutionTransferIdOfRow,
+      updated_at: now,
+      ...(change.name === 'complete'
+        ? {
+            completed_amount_cents:
+              change.amountCents === undefined ? eb.ref('monetary_value_cents') : eb.val(change.amountCents),
+            completed_by: change.completedBy ?? null,
+            evidence: change.evidence === undefined ? null : JSON.stringify(change.evidence),
+            completed_at: now,
+          }
+        : change.name === 'cancel'
+          ? { cancellation_reason: change.reason, cancelled_at: now }
+          : { expired_at: now }),
+    }))
+    .where('organization_id', '=', organizationId)
+    .where('status', 'in', spec.from);
+  if (change.name === 'complete') {
+    // An assignment past its window can no longer complete; the sweep expires it.
+    query = query.where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]));
+    if (change.amountCents !== undefined) query = query.where('monetary_value_cents', '>=', change.amountCents);
+  }
+  if ('ids' in target) {
+    if (target.ids.length === 0) return [];
+    query = query.where('id', 'in', [...target.ids]);
+  } else if ('programId' in target) {
+    // The inner select takes no lock: the UPDATE waits for rows another unit holds and then
+    // re-checks their state, so a release never skips a user task that is being completed.
+    let inner = tx
+      .selectFrom('user_tasks')
+      .select('id')
+      .where('organization_id', '=', organizationId)
+      .where('program_id', '=', target.programId)
+      .where('status', 'in', spec.from)
+      .limit(target.limit);
+    if (target.userId !== undefined) inner = inner.where('user_id', '=', target.userId);
+    query = query.where('program_id', '=', target.programId).where('id', 'in', inner);
+  } else {
+    const inner = tx
+      .selectFrom('user_tasks')
+      .select('id')
+      .where('organization_id', '=', organizationId)
+      .where('status', 'in', spec.from)
+      .where('expires_at', '<=', target.dueBy)
+      .orderBy('expires_at')
+      .limit(target.limit)
+      .forUpdate()
+      .skipLocked();
+    query = query.where('id', 'in', inner);
+  }
+  const rows = await query.returningAll().execute();
+  for (const row of rows) {
+    assert(
+      row.resolution_transfer_id === resolutionTransferId(row.id),
+      `user task ${row.id} resolves under another id`,
+    );
+    const operation: LedgerOperation =
+      spec.ledger === 'post'
+        ? {
+            type: 'post',
+            id: resolutionTransferId(row.id),
+            pendingId: row.reservation_transfer_id,
+            amountCents: row.completed_amount_cents ?? undefined,
+          }
+        : { type: 'void', id: resolutionTransferId(row.id), pendingId: row.reservation_transfer_id };
+    unit.moveMoney(
+      [operation],
+      refusal === undefined ? undefined : (results: readonly LedgerResult[]) => refusal(results, row),
+    );
+    const disbursementId = change.name === 'complete' ? change.disbursementId : null;
+    unit.emit(spec.event, presentUserTask(userTaskOf({ ...row, disbursement_id: disbursementId })));
+  }
+  return rows;
+}
+
+/** Why one user task could not move: missing, or in a state the transition does not start from. */
+export async function refusalOf(unit: UnitOfWork, id: string, action: string): Promise<Result<never>> {
+  const current = await getUserTask(unit.tx, unit.organizationId, id);
+  if (current === undefined) return fail('not_found', `No user task ${id}`);
+  if (current.expiresAt !== null && current.expiresAt <= unit.now && current.status === 'assigned') {
+    return fail('invalid_state', `User task ${id} expired at ${current.expiresAt.toISOString()}`);
+  }
+  return fail('invalid_state', `User task ${id} is ${current.status} and cannot be ${action}`);
+}
+
+/** A refused reservation or release of one program's pool, in the API's words. */
+export function programRefusal(reason: LedgerRejection, programId: string): Failure {
+  switch (reason) {
+    case 'exceeds_credits':
+      return { code: 'insufficient_funds', message: `Program ${programId} has too little available in its pool` };
+    case 'account_frozen':
+      return { code: 'invalid_state', message: `Program ${programId} is not active; nothing is reserved or released` };
+    default:
+      // Any other refusal means the code built a wrong operation.
+      assert(false, `the ledger refused a transfer of program ${programId}: ${reason}`);
+  }
+}
+
+export function onlyRefusal(results: readonly LedgerResult[], programId: string): Failure | undefined {
+  const [result] = results;
+  assert(result !== undefined, 'the ledger answers every operation');
+  return result.ok ? undefined : programRefusal(result.reason, programId);
+}
+
+/**
+ * Cancels up to `limit` open user tasks of a program (or of one participant in it) and voids
+ * their reservations; answers how many. Used by closing and by dismissal.
+ */
+export async function releaseOpenUserTasks(
+  unit: UnitOfWork,
+  scope: { programId: string; userId?: string | undefined },
+  reason: string,
+  limit: number,
+): Promise<number> {
+  const rows = await transition(unit, { name: 'cancel', reason }, { ...scope, limit });
+  return rows.length;
+}
+
+export interface CompleteInput {
+  amountCents?: bigint | undefined;
+  completedBy?: string | undefined;
+  evidence?: Record<string, unknown> | undefined;
+}
+
+/**
+ * Verifies a milestone: posts the reservation (a smaller `amount` posts only that and releases
+ * the rest to the pool), moving the money to in_transit, and opens the disbursement.
+ */
+export async function complete(unit: UnitOfWork, id: string, input: CompleteInput): Promise<Result<UserTask>> {
+  const disbursementId = newId('disbursement');
+  const [completed] = await transition(
+    unit,
+    {
+      name: 'complete',
+      amountCents: input.amountCents,
+      completedBy: input.completedBy,
+      evidence: input.evidence,
+      disbursementId,
+    },
+    { ids: [id] },
+    (results, row) => onlyRefusal(results, row.program_id),
+  );
+  if (completed === undefined) {
+    const current = await getUserTask(unit.tx, unit.organizationId, id);
+    if (
+      current !== undefined &&
+      current.status === 'assigned' &&
+      input.amountCents !== undefined &&
+      input.amountCents > current.monetaryValueCents
+    ) {
+      return fail('validation_error', 'amount cannot exceed the reserved monetaryValue', 'amount');
+    }
+    return refusalOf(unit, id, 'completed');
+  }
+  const amountCents = completed.completed_amount_cents;
+  assert(amountCents !== null && amountCents > 0n, `completed user task ${id} has no amount`);
+  await openDisbursement(unit, {
+    id: disbursementId,
+    userTaskId: id,
+    programId: completed.program_id,
+    userId: completed.user_id,
+    amountCents,
+  });
+  return ok(userTaskOf({ ...completed, disbursement_id: disbursementId }));
+}
+
+/** Cancels an open milestone and voids its reservation; works in a paused program too. */
+export async function cancel(unit: UnitOfWork, id: string): Promise<Result<UserTask>> {
+  const [cancelled] = await transition(unit, { name: 'cancel', reason: 'cancelled_by_request' }, { ids: [id] });
+  if (cancelled === undefined) return refusalOf(unit, id, 'cancelled');
+  return ok(userTaskOf({ ...cancelled, disbursement_id: null }));
+}
+
+/** Expires up to `limit` of the organization's open user tasks whose window ended; answers how many. */
+export async function expireDue(unit: UnitOfWork, limit: number): Promise<number> {
+  const rows = await transition(unit, { name: 'expire' }, { dueBy: unit.now, limit });
+  return rows.length;
+}

@@ -1,0 +1,159 @@
+import { Type } from 'typebox';
+import { type Db, dateOf } from '../platform/db.js';
+import { dollars, iso, isoRequired } from '../platform/present.js';
+import { BalanceDollars, Id, Nullable, NullableTimestamp, Timestamp } from '../platform/schemas.js';
+
+/** A user task — a milestone assigned to a participant — how the API presents it, and how it is read. */
+
+/**
+ * assigned (budget reserved) → [pending_approval] → completed (verified, funding initiated) →
+ * funded (settled on the card); cancelled, expired and funding_failed on the side.
+ */
+export const userTaskStatuses = [
+  'assigned',
+  'pending_approval',
+  'completed',
+  'funded',
+  'cancelled',
+  'expired',
+  'funding_failed',
+] as const;
+export type UserTaskStatus = (typeof userTaskStatuses)[number];
+
+/** The states that still hold a reservation. */
+export const openUserTaskStatuses = ['assigned', 'pending_approval'] as const satisfies readonly UserTaskStatus[];
+
+export interface UserTask {
+  id: string;
+  programId: string;
+  userId: string;
+  taskId: string | null;
+  name: string | null;
+  status: UserTaskStatus;
+  monetaryValueCents: bigint;
+  completedAmountCents: bigint | null;
+  completedBy: string | null;
+  evidence: Record<string, unknown> | null;
+  cancellationReason: string | null;
+  disbursementId: string | null;
+  expiresAt: Date | null;
+  completedAt: Date | null;
+  cancelledAt: Date | null;
+  expiredAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function userTaskQuery(db: Db, organizationId: string) {
+  return db
+    .selectFrom('user_tasks as ut')
+    .leftJoin('disbursements as d', (join) =>
+      join.onRef('d.organization_id', '=', 'ut.organization_id').onRef('d.user_task_id', '=', 'ut.id'),
+    )
+    .selectAll('ut')
+    .select('d.id as disbursement_id')
+    .where('ut.organization_id', '=', organizationId);
+}
+
+export type UserTaskRow = Awaited<ReturnType<ReturnType<typeof userTaskQuery>['executeTakeFirstOrThrow']>>;
+
+export function userTaskOf(row: UserTaskRow): UserTask {
+  return {
+    id: row.id,
+    programId: row.program_id,
+    userId: row.user_id,
+    taskId: row.task_id,
+    name: row.name,
+    status: row.status,
+    monetaryValueCents: row.monetary_value_cents,
+    completedAmountCents: row.completed_amount_cents,
+    completedBy: row.completed_by,
+    evidence: (row.evidence ?? null) as Record<string, unknown> | null,
+    cancellationReason: row.cancellation_reason,
+    disbursementId: row.disbursement_id,
+    expiresAt: dateOf(row.expires_at),
+    completedAt: dateOf(row.completed_at),
+    cancelledAt: dateOf(row.cancelled_at),
+    expiredAt: dateOf(row.expired_at),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export async function getUserTask(db: Db, organizationId: string, id: string): Promise<UserTask | undefined> {
+  const row = await userTaskQuery(db, organizationId).where('ut.id', '=', id).executeTakeFirst();
+  return row === undefined ? undefined : userTaskOf(row);
+}
+
+export interface UserTaskFilter {
+  afterId: string | undefined;
+  limit: number;
+  programId?: string | undefined;
+  userId?: string | undefined;
+  taskId?: string | undefined;
+  status?: UserTaskStatus | undefined;
+}
+
+export async function listUserTasks(db: Db, organizationId: string, filter: UserTaskFilter): Promise<UserTask[]> {
+  let query = userTaskQuery(db, organizationId).orderBy('ut.id', 'desc').limit(filter.limit);
+  if (filter.afterId !== undefined) query = query.where('ut.id', '<', filter.afterId);
+  if (filter.programId !== undefined) query = query.where('ut.program_id', '=', filter.programId);
+  if (filter.userId !== undefined) query = query.where('ut.user_id', '=', filter.userId);
+  if (filter.taskId !== undefined) query = query.where('ut.task_id', '=', filter.taskId);
+  if (filter.status !== undefined) query = query.where('ut.status', '=', filter.status);
+  return (await query.execute()).map(userTaskOf);
+}
+
+export const UserTaskSchema = Type.Object(
+  {
+    id: Id('ut', 'User task id.'),
+    object: Type.Literal('user_task'),
+    programId: Id('prg', 'Program id.'),
+    userId: Id('usr', 'Participant.'),
+    taskId: Nullable(Id('tsk', 'The task assigned, or null for a one-off milestone.')),
+    name: Nullable(Type.String({ description: 'Milestone name.' })),
+    status: Type.Union(
+      userTaskStatuses.map((status) => Type.Literal(status)),
+      { description: 'assigned → completed → funded; cancelled, expired or funding_failed on the side.' },
+    ),
+    monetaryValue: BalanceDollars('Reserved from the pool at assignment.', 500),
+    completedAmount: Nullable(BalanceDollars('Released at completion; the rest returned to the pool.', 500)),
+    completedBy: Nullable(Type.String({ description: 'Who verified the milestone.', examples: ['instructor:42'] })),
+    evidence: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'What the verifier saw.' })),
+    cancellationReason: Nullable(
+      Type.String({ description: 'Why the reservation was released.', examples: ['cancelled_by_request'] }),
+    ),
+    disbursementId: Nullable(Id('dsb', 'The card funding opened at completion.')),
+    expiresAt: NullableTimestamp('The reservation expires unless completed before.'),
+    completedAt: NullableTimestamp('Verified.'),
+    cancelledAt: NullableTimestamp('Cancelled.'),
+    expiredAt: NullableTimestamp('Expired.'),
+    createdAt: Timestamp('Assigned.'),
+    updatedAt: Timestamp('Last changed.'),
+  },
+  { $id: 'UserTask' },
+);
+
+export function presentUserTask(userTask: UserTask) {
+  return {
+    id: userTask.id,
+    object: 'user_task' as const,
+    programId: userTask.programId,
+    userId: userTask.userId,
+    taskId: userTask.taskId,
+    name: userTask.name,
+    status: userTask.status,
+    monetaryValue: dollars(userTask.monetaryValueCents),
+    completedAmount: userTask.completedAmountCents === null ? null : dollars(userTask.completedAmountCents),
+    completedBy: userTask.completedBy,
+    evidence: userTask.evidence,
+    cancellationReason: userTask.cancellationReason,
+    disbursementId: userTask.disbursementId,
+    expiresAt: iso(userTask.expiresAt),
+    completedAt: iso(userTask.completedAt),
+    cancelledAt: iso(userTask.cancelledAt),
+    expiredAt: iso(userTask.expiredAt),
+    createdAt: isoRequired(userTask.createdAt),
+    updatedAt: isoRequired(userTask.updatedAt),
+  };
+}

@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Db } from '../platform/db.js';
+import { ApiError, type Result } from '../platform/errors.js';
+import { maxIdempotencyKeyLength } from '../platform/idempotency.js';
+import { runUnit } from './runner.js';
+import type { UnitContext, UnitOfWork } from './unit.js';
+
+/**
+ * The HTTP adapter over the runner, and the only part of `work/` that knows HTTP: it reads the
+ * `Idempotency-Key`, names the actor from the credential the request authenticated with, runs the
+ * unit, and turns its outcome into a response (a replay carries `Idempotent-Replayed: true`).
+ * The work's value is the response body, as the API presents it.
+ */
+export async function mutate(
+  db: Db,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  status: number,
+  work: (unit: UnitOfWork) => Promise<Result<unknown>>,
+): Promise<FastifyReply> {
+  const rawKey = request.headers['idempotency-key'];
+  const key = Array.isArray(rawKey) ? rawKey[0] : rawKey;
+  if (key !== undefined && (key.length === 0 || key.length > maxIdempotencyKeyLength)) {
+    throw new ApiError(
+      'validation_error',
+      `Idempotency-Key must be 1 to ${maxIdempotencyKeyLength} characters`,
+      'Idempotency-Key',
+    );
+  }
+  const context = contextOf(request);
+  const scope = context.organizationId === '' ? 'operator' : context.organizationId;
+  const requestHash = createHash('sha256')
+    .update(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null)}`)
+    .digest('hex');
+  const outcome = await runUnit(db, context, work, {
+    idempotency:
+      key === undefined ? undefined : { claim: { scope, key, requestHash }, respond: (body) => ({ status, body }) },
+  });
+  if (!outcome.ok) throw ApiError.of(outcome.failure);
+  if (outcome.replayed) {
+    reply.header('Idempotent-Replayed', 'true');
+    return reply.status(outcome.response.status).send(outcome.response.body);
+  }
+  return reply.status(status).send(outcome.value);
+}
+
+/** The unit's context from an authenticated request. */
+export function contextOf(request: FastifyRequest): UnitContext {
+  return {
+    organizationId: request.organizationId,
+    actor: request.credentialId === '' ? { kind: 'operator' } : { kind: 'api_key', id: request.credentialId },
+    requestId: request.id,
+  };
+}
+
+/** A domain result as the response body: the value presented, or the failure unchanged. */
+export function presented<T>(result: Result<T>, present: (value: T) => unknown): Result<unknown> {
+  return result.ok ? { ok: true, value: present(result.value) } : result;
+}

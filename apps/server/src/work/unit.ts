@@ -1,0 +1,121 @@
+import { applyLedgerBatch, type LedgerOperation, type LedgerResult } from '../ledger/ledger.js';
+import type { Db } from '../platform/db.js';
+import { assert, type Failure } from '../platform/errors.js';
+import type { EventType } from '../platform/events.js';
+import type { JobRequest } from '../platform/jobs.js';
+
+/**
+ * One state change: the transaction it runs in, who asked for it, one clock reading, and what it
+ * collects beside its row writes — the ledger operations (applied last), the events it emits and
+ * the jobs it enqueues. Domain functions take a unit instead of a bare transaction, so that no
+ * caller can write a state change and forget its money, its event or its job. Nothing in here
+ * knows HTTP: routes, workers, scripts and the bench build units the same way (see `runUnit`).
+ */
+
+/** Who a unit acts for: an organization's API key, the operator, or the system (a job). */
+export type Actor = { kind: 'api_key'; id: string } | { kind: 'operator' } | { kind: 'system'; id: string };
+
+export interface UnitContext {
+  organizationId: string;
+  actor: Actor;
+  /** The request that caused the change, when there was one. */
+  requestId: string | null;
+}
+
+/** An event waiting to be written with the unit: its type and the resource as the API presents it. */
+export interface EventDraft {
+  type: EventType;
+  object: unknown;
+}
+
+/**
+ * Turns the ledger's answers to one group of operations into the unit's failure, or undefined
+ * when the unit may go on. The default treats any refusal as a bug: the operation cannot be
+ * refused unless the code is wrong.
+ */
+export type LedgerRefusal = (results: readonly LedgerResult[]) => Failure | undefined;
+
+interface LedgerGroup {
+  operations: LedgerOperation[];
+  refusal: LedgerRefusal;
+}
+
+/** Raised inside the runner to roll a unit back with a failure from the closed list. */
+export class UnitFailure extends Error {
+  constructor(readonly failure: Failure) {
+    super(failure.message);
+  }
+}
+
+export class UnitOfWork {
+  readonly organizationId: string;
+  readonly actor: Actor;
+  readonly requestId: string | null;
+  /** One clock reading for every timestamp the unit writes. */
+  readonly now: Date;
+  readonly #ledger: LedgerGroup[] = [];
+  readonly #events: EventDraft[] = [];
+  readonly #jobs: JobRequest[] = [];
+
+  constructor(
+    readonly tx: Db,
+    context: UnitContext,
+    now: Date,
+  ) {
+    this.organizationId = context.organizationId;
+    this.actor = context.actor;
+    this.requestId = context.requestId;
+    this.now = now;
+  }
+
+  /** Queues ledger operations of this unit's organization; the runner applies them last. */
+  moveMoney(operations: readonly LedgerOperation[], refusal: LedgerRefusal = refusedIsBug): void {
+    if (operations.length === 0) return;
+    this.#ledger.push({ operations: [...operations], refusal });
+  }
+
+  /** Appends an event, written in this unit's transaction. */
+  emit(type: EventType, object: unknown): void {
+    this.#events.push({ type, object });
+  }
+
+  /** Enqueues a job, committed with this unit: it runs only if the change does. */
+  enqueue(job: JobRequest): void {
+    this.#jobs.push({ organizationId: this.organizationId, ...job });
+  }
+
+  /**
+   * Applies the queued ledger operations now, as one batch. Only for changes that must read the
+   * balances they produced (funding, closing a program); the hot path leaves its money to the
+   * runner, which applies it after every other write. A refusal rolls the unit back.
+   */
+  async flushLedger(): Promise<void> {
+    const groups = this.#ledger.splice(0);
+    if (groups.length === 0) return;
+    const operations = groups.flatMap((group) => group.operations);
+    const results = await applyLedgerBatch(this.tx, this.organizationId, operations);
+    let offset = 0;
+    for (const group of groups) {
+      const answered = results.slice(offset, offset + group.operations.length);
+      offset += group.operations.length;
+      const failure = group.refusal(answered);
+      if (failure !== undefined) throw new UnitFailure(failure);
+    }
+  }
+
+  /** Hands the collected events over, once, to whoever writes them. */
+  takeEvents(): EventDraft[] {
+    return this.#events.splice(0);
+  }
+
+  takeJobs(): JobRequest[] {
+    return this.#jobs.splice(0);
+  }
+}
+
+function refusedIsBug(results: readonly LedgerResult[]): Failure | undefined {
+  results.forEach((result, index) => {
+    assert(result.ok, `ledger operation ${index} refused (${result.ok ? '' : result.reason})`);
+  });
+  return undefined;
+}
