@@ -12,7 +12,14 @@ import {
 let server: TestServer;
 let org: Awaited<ReturnType<typeof newOrganization>>;
 let other: Awaited<ReturnType<typeof newOrganization>>;
-let ids: { programId: string; userId: string; taskId: string; userTaskId: string; disbursementId: string };
+let ids: {
+  programId: string;
+  userId: string;
+  taskId: string;
+  userTaskId: string;
+  disbursementId: string;
+  eventId: string;
+};
 
 beforeAll(async () => {
   server = await startTestServer();
@@ -29,6 +36,7 @@ beforeAll(async () => {
     taskId: task.body.id,
     userTaskId: userTask.body.id,
     disbursementId: completed.body.disbursementId,
+    eventId: (await org.call('GET', '/v1/events?limit=1')).body.data[0].id,
   };
 });
 
@@ -38,7 +46,7 @@ afterAll(async () => {
 
 /** Every organization route, with a body that would be valid for the owner. */
 function routes(): [string, string, unknown][] {
-  const { programId, userId, taskId, userTaskId, disbursementId } = ids;
+  const { programId, userId, taskId, userTaskId, disbursementId, eventId } = ids;
   return [
     ['POST', '/v1/programs', { name: 'x', totalAwardPool: 1, maxParticipants: 1 }],
     ['GET', '/v1/programs', undefined],
@@ -69,6 +77,8 @@ function routes(): [string, string, unknown][] {
     ['PUT', `/v1/usertasks/${userTaskId}/cancel`, undefined],
     ['GET', '/v1/disbursements', undefined],
     ['GET', `/v1/disbursements/${disbursementId}`, undefined],
+    ['GET', '/v1/events', undefined],
+    ['GET', `/v1/events/${eventId}`, undefined],
   ];
 }
 
@@ -100,12 +110,28 @@ describe('security matrix', () => {
   it("another tenant's objects are 404 on every route that names one, and nothing moves", async () => {
     const before = await ledgerSnapshot();
     for (const [method, path, body] of routes()) {
-      if (!/(prg|usr|tsk|ut|dsb)_/.test(path) && !(body && JSON.stringify(body).includes('prg_'))) continue;
+      if (!/(prg|usr|tsk|ut|dsb|evt)_/.test(path) && !(body && JSON.stringify(body).includes('prg_'))) continue;
       const response = await other.call(method, path, body);
       expect(response.status, `${method} ${path}`).toBe(404);
       expect(response.body.error.code).toBe('not_found');
     }
     expect(await ledgerSnapshot()).toEqual(before);
+  });
+
+  it('the matrix covers every route the API document lists for an organization key', async () => {
+    const document = (await client(server.baseUrl)('GET', '/openapi.json')).body;
+    const documented: string[] = [];
+    for (const [path, operations] of Object.entries(document.paths as Record<string, Record<string, unknown>>)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const security = (operation as { security?: Record<string, unknown>[] }).security;
+        if (security?.some((scheme) => 'operatorToken' in scheme)) continue;
+        documented.push(`${method.toUpperCase()} ${path.replace(/\{[^}]+\}/g, '{}')}`);
+      }
+    }
+    const tested = routes().map(
+      ([method, path]) => `${method} ${path.replace(/\/(prg|usr|tsk|ut|dsb|evt)_[0-9a-z]+/g, '/{}')}`,
+    );
+    expect(tested.sort()).toEqual(documented.sort());
   });
 
   it('only the operator token creates organizations', async () => {

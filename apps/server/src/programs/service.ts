@@ -1,8 +1,9 @@
 import { type Db, dateOf } from '../platform/db.js';
 import { assert, fail, ok, type Result } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
-import type { JobRequest } from '../platform/jobs.js';
+import { defineJob, type JobRequest, jobRequest } from '../platform/jobs.js';
 import { releaseOpenUserTasks } from '../usertasks/transitions.js';
+import { runUnit, systemContext } from '../work/runner.js';
 import type { UnitOfWork } from '../work/unit.js';
 import { findProgram, type Program, type ProgramStatus, presentProgram } from './program.js';
 
@@ -274,7 +275,7 @@ export async function releaseRound(
   reason: string,
 ): Promise<void> {
   const released = await releaseOpenUserTasks(unit, scope, reason, releaseBatchSize);
-  if (released === releaseBatchSize) unit.enqueue(releaseOpenJob({ ...scope, reason }));
+  if (released === releaseBatchSize) unit.enqueue(releaseOpenJobRequest({ ...scope, reason }));
   if (program.status !== 'closed') return;
   // Voids pass a frozen pool, but the return is a debit: thaw inside this transaction.
   await setPoolFrozen(unit.tx, unit.organizationId, program.pool_account_id, false);
@@ -298,16 +299,32 @@ export async function releaseRound(
   await setPoolFrozen(unit.tx, unit.organizationId, program.pool_account_id, true);
 }
 
-/** The job that continues a release too large for one transaction. */
-export const releaseOpenJobName = 'usertasks.release_open';
-
 export interface ReleaseOpenPayload extends ReleaseScope {
   reason: string;
 }
 
-function releaseOpenJob(payload: ReleaseOpenPayload): JobRequest {
+/**
+ * Continues a release too large for one transaction: each run is one unit that locks the program
+ * first (the global lock order) and releases one more round, which enqueues the next if needed.
+ */
+export const releaseOpenJob = defineJob<ReleaseOpenPayload>({
+  name: 'usertasks.release_open',
+  maxAttempts: 10,
+  backoff: { baseMs: 1_000, maxMs: 60_000 },
+  visibilityTimeoutMs: 5 * 60 * 1000,
+  async run(context, payload) {
+    const organizationId = context.job.organizationId;
+    assert(organizationId !== null, `job ${context.job.id} releases user tasks of no organization`);
+    const outcome = await runUnit(context.db, systemContext(organizationId, context.job.name), (unit) =>
+      continueRelease(unit, payload),
+    );
+    if (!outcome.ok) throw new Error(`releasing open user tasks failed: ${outcome.failure.message}`);
+  },
+});
+
+function releaseOpenJobRequest(payload: ReleaseOpenPayload): JobRequest {
   // No dedupe key: the running round enqueues its successor, and an extra round releases nothing.
-  return { name: releaseOpenJobName, payload };
+  return jobRequest(releaseOpenJob, payload);
 }
 
 /** The job's work: lock the program first (the global lock order), then one more round. */

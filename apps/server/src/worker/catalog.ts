@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../platform/db.js';
 import { type AnyJobDefinition, defineJob, deleteSucceededJobs, type JobCatalog } from '../platform/jobs.js';
+import { releaseOpenJob } from '../programs/service.js';
 import { expireDueJobName, expireDueUserTasks } from '../usertasks/expiry.js';
 
 /**
@@ -34,9 +35,10 @@ const sweepMaxAttempts = 5;
 const sweepVisibilityTimeoutMs = 5 * 60 * 1000;
 
 /**
- * Deletes idempotency keys past their lifetime, by primary key, `batchSize` per statement (the
- * oldest first, through the `idempotency_keys_expiry` index; rows another worker is deleting are
- * skipped), repeating until a statement finds fewer than a batch or `maxRounds` ran.
+ * Deletes idempotency keys past their lifetime, `batchSize` per statement (the oldest first,
+ * through the `idempotency_keys_expiry` index; rows another worker is deleting are skipped),
+ * repeating until a statement finds fewer than a batch or `maxRounds` ran. Each statement commits
+ * on its own, so no lock outlives one batch.
  */
 export async function deleteExpiredIdempotencyKeys(
   db: Db,
@@ -47,13 +49,14 @@ export async function deleteExpiredIdempotencyKeys(
   const now = sql`${options.now.toISOString()}::timestamptz`;
   let deleted = 0;
   for (let round = 0; round < maxRounds && options.signal?.aborted !== true; round++) {
+    // By ctid, not by joining on the key: the array of row addresses makes a TID scan, where a
+    // join on (scope, key) is planned as a hash join over the whole table. The rows are locked by
+    // the subquery, so their addresses hold until the delete.
     const result = await sql`
-      WITH expired AS (
-        SELECT scope, key FROM idempotency_keys WHERE expires_at < ${now}
+      DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM idempotency_keys WHERE expires_at < ${now}
         ORDER BY expires_at LIMIT ${batchSize} FOR UPDATE SKIP LOCKED
-      )
-      DELETE FROM idempotency_keys USING expired
-      WHERE idempotency_keys.scope = expired.scope AND idempotency_keys.key = expired.key`.execute(db);
+      ))`.execute(db);
     const count = Number(result.numAffectedRows ?? 0n);
     deleted += count;
     if (count < batchSize) return { deleted, caughtUp: true };
@@ -87,6 +90,7 @@ export function jobCatalog(options: { sweepIntervalMs: number }): JobCatalog {
     recurring: { intervalMs, payload: {} },
   });
   const definitions: AnyJobDefinition[] = [
+    releaseOpenJob as AnyJobDefinition,
     defineJob<NoPayload>({
       name: expireDueJobName,
       ...sweep(options.sweepIntervalMs),
