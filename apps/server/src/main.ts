@@ -23,6 +23,9 @@ async function main(role: string | undefined): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  // Listening for signals before anything opens: a signal during startup lets the step under way
+  // (a migration of the embedded database) finish, then shuts down instead of listening.
+  const signals = listenForShutdownSignals();
   const config = loadConfig();
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
@@ -45,7 +48,7 @@ async function main(role: string | undefined): Promise<void> {
     concurrency: defaultConcurrency,
     keepAlive: role === 'worker',
   });
-  onShutdownSignal(async (signal) => {
+  const signalledDuringStartup = signals.onSignal(async (signal) => {
     app.log.info({ signal }, 'shutting down: no new connections, finishing requests and jobs in flight');
     // The server drains its requests while the worker finishes its current jobs; the database
     // closes only once neither uses it.
@@ -53,7 +56,7 @@ async function main(role: string | undefined): Promise<void> {
     await database.close();
     app.log.info({ signal }, 'shut down');
   });
-  if (role === 'serve') {
+  if (role === 'serve' && !signalledDuringStartup) {
     await app.listen({ port: config.port, host: config.host });
     const base = `http://${config.host}:${config.port}`;
     app.log.info(
@@ -67,24 +70,22 @@ async function main(role: string | undefined): Promise<void> {
 }
 
 /**
- * SIGTERM or SIGINT starts `shutdown`; the process exits 0 when it completes, 1 when it fails or
- * outlasts `shutdownTimeoutMs`. A second signal exits at once (128 + the signal's number, as a
- * shell reports it), for an operator who does not want to wait.
+ * The first SIGTERM or SIGINT runs the shutdown given to `onSignal` (at once, or as soon as it is
+ * given, when the signal came during startup); the process exits 0 when it completes, 1 when it
+ * fails or outlasts `shutdownTimeoutMs`. A second signal exits at once (128 + the signal's number,
+ * as a shell reports it), for an operator who does not want to wait.
  */
-function onShutdownSignal(shutdown: (signal: NodeJS.Signals) => Promise<void>): void {
-  let started = false;
-  const handle = (signal: NodeJS.Signals) => {
-    if (started) {
-      console.error(`${signal} during shutdown: exiting now`);
-      process.exit(128 + constants.signals[signal]);
-    }
-    started = true;
-    // Not unref'd: should the shutdown stall with nothing else pending, this still ends it with 1.
-    setTimeout(() => {
-      console.error(`shutdown did not finish within ${shutdownTimeoutMs} ms: exiting`);
-      process.exit(1);
-    }, shutdownTimeoutMs);
-    shutdown(signal).then(
+function listenForShutdownSignals(): {
+  /** Sets the shutdown; true when a signal already came, and the shutdown has begun. */
+  onSignal(shutdown: (signal: NodeJS.Signals) => Promise<void>): boolean;
+} {
+  let shutdown: ((signal: NodeJS.Signals) => Promise<void>) | undefined;
+  let received: NodeJS.Signals | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  const begin = (run: (signal: NodeJS.Signals) => Promise<void>, signal: NodeJS.Signals) => {
+    // From here the deadline holds the process open: a shutdown that stalls still ends with 1.
+    deadline?.ref();
+    run(signal).then(
       () => process.exit(0),
       (error: unknown) => {
         console.error('shutdown failed', error);
@@ -92,8 +93,29 @@ function onShutdownSignal(shutdown: (signal: NodeJS.Signals) => Promise<void>): 
       },
     );
   };
+  const handle = (signal: NodeJS.Signals) => {
+    if (received !== undefined) {
+      console.error(`${signal} during shutdown: exiting now`);
+      process.exit(128 + constants.signals[signal]);
+    }
+    received = signal;
+    // Unref'd until a shutdown runs, so that a startup that ends by itself (migrate) exits as usual.
+    deadline = setTimeout(() => {
+      console.error(`shutdown did not finish within ${shutdownTimeoutMs} ms: exiting`);
+      process.exit(1);
+    }, shutdownTimeoutMs).unref();
+    if (shutdown !== undefined) begin(shutdown, signal);
+  };
   process.on('SIGINT', handle);
   process.on('SIGTERM', handle);
+  return {
+    onSignal(run) {
+      shutdown = run;
+      if (received === undefined) return false;
+      begin(run, received);
+      return true;
+    },
+  };
 }
 
 main(process.argv[2]).catch((error: unknown) => {

@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import { type Db, dateOf } from '../platform/db.js';
 import { dollars, iso, isoRequired } from '../platform/present.js';
-import { BalanceDollars, Id, Nullable, NullableTimestamp, Timestamp } from '../platform/schemas.js';
+import { BalanceDollars, Id, Nullable, NullableTimestamp, OneOf, Timestamp } from '../platform/schemas.js';
 
 /** A disbursement — the funding of a card for one verified milestone — and how the API presents it. */
 
@@ -51,10 +51,7 @@ export const DisbursementSchema = Type.Object(
     programId: Id('prg', 'Program.'),
     userId: Id('usr', 'Participant.'),
     amount: BalanceDollars('Amount funded to the card.', 500),
-    status: Type.Union(
-      disbursementStatuses.map((status) => Type.Literal(status)),
-      { description: 'awaiting_card → pending → processing → settled | failed.' },
-    ),
+    status: OneOf(disbursementStatuses, { description: 'awaiting_card → pending → processing → settled | failed.' }),
     failureReason: Nullable(Type.String({ description: 'Why the funding failed.' })),
     settledAt: NullableTimestamp('Settled on the card.'),
     createdAt: Timestamp('Opened at completion.'),

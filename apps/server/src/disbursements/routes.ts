@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import type { Db } from '../platform/db.js';
 import { ApiError } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
-import { errorResponses, Id, ListOf, ListQuery } from '../platform/schemas.js';
+import { errorResponses, Id, ListOf, ListQuery, OneOf } from '../platform/schemas.js';
 import { DisbursementSchema, disbursementStatuses, presentDisbursement } from './disbursement.js';
 import { getDisbursement, listDisbursements } from './service.js';
 
@@ -24,7 +24,7 @@ export function disbursementRoutes(app: App, deps: { db: Db }): void {
           programId: Type.Optional(Id('prg', 'Only this program.')),
           userId: Type.Optional(Id('usr', 'Only this participant.')),
           userTaskId: Type.Optional(Id('ut', 'Only this milestone.')),
-          status: Type.Optional(Type.Union(disbursementStatuses.map((status) => Type.Literal(status)))),
+          status: Type.Optional(OneOf(disbursementStatuses)),
         }),
         response: { 200: ListOf(DisbursementRef, 'A page of disbursements.'), ...errorResponses() },
       },

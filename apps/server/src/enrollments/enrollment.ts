@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import { dateOf } from '../platform/db.js';
 import { iso, isoRequired } from '../platform/present.js';
-import { Id, NullableTimestamp, Timestamp } from '../platform/schemas.js';
+import { Id, NullableTimestamp, OneOf, Timestamp } from '../platform/schemas.js';
 
 /** A participant's place in a program, and how the API presents it. */
 
@@ -37,10 +37,7 @@ export const EnrollmentSchema = Type.Object(
     object: Type.Literal('enrollment'),
     programId: Id('prg', 'Program id.'),
     userId: Id('usr', 'User id.'),
-    status: Type.Union(
-      enrollmentStatuses.map((status) => Type.Literal(status)),
-      { description: 'Enrollment status.' },
-    ),
+    status: OneOf(enrollmentStatuses, { description: 'Enrollment status.' }),
     enrolledAt: Timestamp('Enrolled (or enrolled again).'),
     dismissedAt: NullableTimestamp('Dismissed.'),
   },

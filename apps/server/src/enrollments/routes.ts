@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import type { Db } from '../platform/db.js';
 import { ApiError } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
-import { errorResponses, Id, ListOf, ListQuery } from '../platform/schemas.js';
+import { errorResponses, Id, ListOf, ListQuery, OneOf } from '../platform/schemas.js';
 import { mutate } from '../work/mutate.js';
 import { EnrollmentSchema, enrollmentStatuses, presentEnrollment } from './enrollment.js';
 import { dismiss, enroll, getEnrollment, listEnrollments } from './service.js';
@@ -24,7 +24,7 @@ export function enrollmentRoutes(app: App, deps: { db: Db }): void {
         params: Type.Object({ id: Id('prg', 'Program id.') }),
         querystring: Type.Object({
           ...ListQuery,
-          status: Type.Optional(Type.Union(enrollmentStatuses.map((status) => Type.Literal(status)))),
+          status: Type.Optional(OneOf(enrollmentStatuses)),
         }),
         response: { 200: ListOf(EnrollmentRef, 'A page of enrollments.'), ...errorResponses() },
       },

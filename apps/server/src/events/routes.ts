@@ -3,16 +3,13 @@ import type { Db } from '../platform/db.js';
 import { ApiError } from '../platform/errors.js';
 import { eventTypes, getEvent, listEvents, presentEvent } from '../platform/events.js';
 import { type App, decodeCursor, encodeCursor, pageSize } from '../platform/http.js';
-import { defaultPageSize, errorResponses, Id, ListOf, ListQuery, Timestamp } from '../platform/schemas.js';
+import { defaultPageSize, errorResponses, Id, ListOf, ListQuery, OneOf, Timestamp } from '../platform/schemas.js';
 
 const EventSchema = Type.Object(
   {
     id: Id('evt', 'Event id.'),
     object: Type.Literal('event'),
-    type: Type.Union(
-      eventTypes.map((type) => Type.Literal(type)),
-      { description: 'What happened, as `resource.verb`.', examples: ['usertask.completed'] },
-    ),
+    type: OneOf(eventTypes, { description: 'What happened, as `resource.verb`.', examples: ['usertask.completed'] }),
     createdAt: Timestamp('When the change was committed.'),
     data: Type.Object(
       {
@@ -52,7 +49,7 @@ export function eventRoutes(app: App, deps: { db: Db }): void {
           'Every state change appends events in the transaction of the change. Filter by `type` and by `createdAfter`.',
         querystring: Type.Object({
           ...ListQuery,
-          type: Type.Optional(Type.Union(eventTypes.map((type) => Type.Literal(type)))),
+          type: Type.Optional(OneOf(eventTypes)),
           createdAfter: Type.Optional(Timestamp('Only events created after this instant.')),
         }),
         response: { 200: ListOf(EventRef, 'A page of events.'), ...errorResponses() },

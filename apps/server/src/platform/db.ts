@@ -215,7 +215,12 @@ const maxErrorChainDepth = 4;
  */
 export function databaseUnavailableReason(error: unknown, depth = 0): string | undefined {
   if (typeof error !== 'object' || error === null || depth > maxErrorChainDepth) return undefined;
-  const { code, message, cause, errors } = error as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+  const { code, message, cause, errors } = error as {
+    code?: unknown;
+    message?: unknown;
+    cause?: unknown;
+    errors?: unknown;
+  };
   if (typeof code === 'string') {
     if (unavailableSqlStates.has(code) || unavailableSocketCodes.has(code)) return code;
     if (code.length === 5 && code.startsWith(connectionExceptionClass)) return code;

@@ -11,6 +11,7 @@ import {
   InvariantViolation,
   serviceUnavailableRetryAfterSeconds,
 } from './errors.js';
+import { dateFormats, idCharacters } from './input.js';
 import { defaultPageSize } from './schemas.js';
 
 export type App = FastifyInstance<
@@ -50,6 +51,10 @@ export function installValidation(app: App): void {
   const coercing = addFormats(
     new Ajv({ coerceTypes: true, useDefaults: true, removeAdditional: false, strict: false }),
   );
+  // Dates PostgreSQL cannot hold (year 0000) or reads differently from JavaScript are a 400, not a 500.
+  for (const ajv of [strict, coercing]) {
+    for (const [name, format] of Object.entries(dateFormats)) ajv.addFormat(name, format);
+  }
   app.setValidatorCompiler(({ schema, httpPart }) =>
     httpPart === 'body' ? strict.compile(schema) : coercing.compile(schema),
   );
@@ -212,7 +217,9 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
   try {
     const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { after?: unknown };
-    if (typeof parsed.after === 'string' && parsed.after.length > 0 && parsed.after.length <= 64) return parsed.after;
+    // Only characters of our own ids: a forged cursor carrying NUL or other text never reaches SQL.
+    const after = parsed.after;
+    if (typeof after === 'string' && after.length > 0 && after.length <= 64 && idCharacters.test(after)) return after;
   } catch {
     // fall through to the validation error
   }

@@ -271,36 +271,35 @@ export async function claimJobs(db: Db, definitions: JobCatalog, limit: number, 
   );
   const at = sql`${now.toISOString()}::timestamptz`;
   const lease = sql`${at} + (${timeouts}::jsonb ->> jobs.name)::integer * interval '1 millisecond'`;
-  const returning = sql`RETURNING jobs.id, jobs.name, jobs.organization_id, jobs.payload, jobs.attempts, jobs.max_attempts, jobs.locked_until`;
+  const returning = sql`RETURNING id, name, organization_id, payload, attempts, max_attempts, locked_until`;
   return inTransaction(db, async (tx) => {
+    // Each statement locks its rows in a subquery and updates them by primary key (`id = ANY`),
+    // which the planner answers with an index scan rather than a join over the table.
     await sql`
-      WITH spent AS (
+      UPDATE jobs SET status = 'dead', locked_until = NULL, finished_at = ${at}, updated_at = ${at},
+        last_error = ${abandonedError}
+      WHERE id = ANY(ARRAY(
         SELECT id FROM jobs
         WHERE status = 'running' AND locked_until <= ${at} AND attempts >= max_attempts AND name IN (${names})
         ORDER BY locked_until LIMIT ${limit} FOR UPDATE SKIP LOCKED
-      )
-      UPDATE jobs SET status = 'dead', locked_until = NULL, finished_at = ${at}, updated_at = ${at},
-        last_error = ${abandonedError}
-      FROM spent WHERE jobs.id = spent.id`.execute(tx);
+      ))`.execute(tx);
     const reclaimed = await sql<ClaimedRow>`
-      WITH abandoned AS (
+      UPDATE jobs SET attempts = attempts + 1, locked_until = ${lease}, updated_at = ${at}
+      WHERE id = ANY(ARRAY(
         SELECT id FROM jobs
         WHERE status = 'running' AND locked_until <= ${at} AND attempts < max_attempts AND name IN (${names})
         ORDER BY locked_until LIMIT ${limit} FOR UPDATE SKIP LOCKED
-      )
-      UPDATE jobs SET attempts = jobs.attempts + 1, locked_until = ${lease}, updated_at = ${at}
-      FROM abandoned WHERE jobs.id = abandoned.id
+      ))
       ${returning}`.execute(tx);
     const remaining = limit - reclaimed.rows.length;
     if (remaining === 0) return reclaimed.rows.map(claimedOf);
     const claimed = await sql<ClaimedRow>`
-      WITH due AS (
+      UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_until = ${lease}, updated_at = ${at}
+      WHERE id = ANY(ARRAY(
         SELECT id FROM jobs
         WHERE status = 'queued' AND run_at <= ${at} AND name IN (${names})
         ORDER BY run_at LIMIT ${remaining} FOR UPDATE SKIP LOCKED
-      )
-      UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1, locked_until = ${lease}, updated_at = ${at}
-      FROM due WHERE jobs.id = due.id
+      ))
       ${returning}`.execute(tx);
     return [...reclaimed.rows, ...claimed.rows].map(claimedOf);
   });
@@ -537,11 +536,10 @@ export async function deleteSucceededJobs(
   let deleted = 0;
   for (let round = 0; round < maxRounds && options.signal?.aborted !== true; round++) {
     const result = await sql`
-      WITH old AS (
+      DELETE FROM jobs WHERE id = ANY(ARRAY(
         SELECT id FROM jobs WHERE status = 'succeeded' AND finished_at < ${cutoff}
         ORDER BY finished_at LIMIT ${batchSize} FOR UPDATE SKIP LOCKED
-      )
-      DELETE FROM jobs USING old WHERE jobs.id = old.id`.execute(db);
+      ))`.execute(db);
     const count = Number(result.numAffectedRows ?? 0n);
     deleted += count;
     if (count < batchSize) break;

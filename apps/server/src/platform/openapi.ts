@@ -76,7 +76,7 @@ export const operationIds: Readonly<Record<string, string>> = {
  */
 export const tagDescriptions: Readonly<Record<string, string>> = {
   operator:
-    'For the operator of this Tranche installation, with the operator token: organizations and their first API key.',
+    'For the operator of this Tranche installation, with the operator token: organizations and their first API key, and the job queue.',
   programs:
     'Award pools with a participant cap: fund, pause, resume and close them, and read the ledger behind their balances.',
   enrollment: 'Participants in a program; each active enrollment counts against the program’s `maxParticipants`.',
@@ -88,7 +88,6 @@ export const tagDescriptions: Readonly<Record<string, string>> = {
   disbursements:
     'The funding of a participant’s card for a verified milestone, following the card platform’s transfer.',
   events: 'Every state change as an event (`usertask.completed`), carrying the resource as the API presents it.',
-  jobs: 'Side effects toward the card platform and partners, run by workers; a job that gave up can be retried.',
 };
 
 /** What each error status means to a caller; the codes come from the closed list in `errors.ts`. */

@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import { type Db, dateOf } from '../platform/db.js';
 import { assert, fail, ok, type Result } from '../platform/errors.js';
 import { dollars, iso, isoRequired } from '../platform/present.js';
-import { BalanceDollars, Id, Metadata, Nullable, NullableTimestamp, Timestamp } from '../platform/schemas.js';
+import { BalanceDollars, Id, Metadata, Nullable, NullableTimestamp, OneOf, Timestamp } from '../platform/schemas.js';
 
 /** A program, its balances, how the API presents it, and how it is read. */
 
@@ -151,12 +151,9 @@ export const ProgramSchema = Type.Object(
     description: Nullable(Type.String({ description: 'Longer description.' })),
     programType: Nullable(Type.String({ description: 'Your own classification.', examples: ['workforce'] })),
     cardProductId: Nullable(Type.String({ description: 'Highnote card product the cards are issued from.' })),
-    status: Type.Union(
-      programStatuses.map((status) => Type.Literal(status)),
-      {
-        description: 'active ⇄ paused → closed.',
-      },
-    ),
+    status: OneOf(programStatuses, {
+      description: 'active ⇄ paused → closed.',
+    }),
     totalAwardPool: BalanceDollars('Everything ever funded into the pool.', 50000),
     maxParticipants: Type.Integer({ description: 'Enrollment cap.', examples: [100] }),
     participantCount: Type.Integer({ description: 'Participants enrolled now.', examples: [1] }),

@@ -3,7 +3,7 @@ import type { Db } from '../platform/db.js';
 import { ApiError } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
 import { optionalCentsOf } from '../platform/present.js';
-import { Dollars, errorResponses, Id, ListOf, ListQuery } from '../platform/schemas.js';
+import { Dollars, errorResponses, Id, ListOf, ListQuery, OneOf } from '../platform/schemas.js';
 import { mutate, presented } from '../work/mutate.js';
 import { assign } from './assign.js';
 import { cancel, complete } from './transitions.js';
@@ -11,6 +11,39 @@ import { getUserTask, listUserTasks, presentUserTask, UserTaskSchema, userTaskSt
 
 /** Largest evidence object accepted, in bytes of JSON. */
 const maxEvidenceBytes = 16 * 1024;
+
+const AssignBody = Type.Object(
+  {
+    userId: Id('usr', 'Participant; enrolled now if not yet.'),
+    programId: Type.Optional(Id('prg', 'Program whose pool is reserved from.')),
+    taskId: Type.Optional(Id('tsk', 'Task to assign.')),
+    monetaryValue: Type.Optional(Dollars('Amount to reserve; defaults to the task’s value.', 500)),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Milestone name.' })),
+  },
+  { additionalProperties: false },
+);
+
+const CompleteBody = Type.Object(
+  {
+    amount: Type.Optional(Dollars('Release less than reserved; the rest returns to the pool.', 250)),
+    completedBy: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 200,
+        description: 'Who verified it.',
+        examples: ['instructor:42'],
+      }),
+    ),
+    evidence: Type.Optional(
+      Type.Record(Type.String({ maxLength: 100 }), Type.Unknown(), {
+        maxProperties: 50,
+        description: 'What the verifier saw: certificate numbers, links, notes.',
+        examples: [{ certificateNumber: 'OSHA-10-88231' }],
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export function userTaskRoutes(app: App, deps: { db: Db }): void {
   const { db } = deps;
@@ -45,16 +78,7 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
         summary: 'Assign a milestone: a task, or a one-off amount in a program; reserves the amount',
         description:
           'Send `{taskId, userId}` to assign a defined task, or `{programId, userId, monetaryValue}` for a one-off milestone.',
-        body: Type.Object(
-          {
-            userId: Id('usr', 'Participant; enrolled now if not yet.'),
-            programId: Type.Optional(Id('prg', 'Program whose pool is reserved from.')),
-            taskId: Type.Optional(Id('tsk', 'Task to assign.')),
-            monetaryValue: Type.Optional(Dollars('Amount to reserve; defaults to the task’s value.', 500)),
-            name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Milestone name.' })),
-          },
-          { additionalProperties: false },
-        ),
+        body: AssignBody,
         response: { 201: UserTaskRef, ...errorResponses(409, 422) },
       },
     },
@@ -85,7 +109,7 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
           programId: Type.Optional(Id('prg', 'Only this program.')),
           userId: Type.Optional(Id('usr', 'Only this participant.')),
           taskId: Type.Optional(Id('tsk', 'Only this task.')),
-          status: Type.Optional(Type.Union(userTaskStatuses.map((status) => Type.Literal(status)))),
+          status: Type.Optional(OneOf(userTaskStatuses)),
         }),
         response: { 200: ListOf(UserTaskRef, 'A page of user tasks.'), ...errorResponses() },
       },
@@ -127,27 +151,7 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
         tags: ['user tasks'],
         summary: 'Verify the milestone: release the reservation toward the participant’s card',
         params: UserTaskParams,
-        body: Type.Object(
-          {
-            amount: Type.Optional(Dollars('Release less than reserved; the rest returns to the pool.', 250)),
-            completedBy: Type.Optional(
-              Type.String({
-                minLength: 1,
-                maxLength: 200,
-                description: 'Who verified it.',
-                examples: ['instructor:42'],
-              }),
-            ),
-            evidence: Type.Optional(
-              Type.Record(Type.String({ maxLength: 100 }), Type.Unknown(), {
-                maxProperties: 50,
-                description: 'What the verifier saw: certificate numbers, links, notes.',
-                examples: [{ certificateNumber: 'OSHA-10-88231' }],
-              }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
+        body: CompleteBody,
         response: { 200: UserTaskRef, ...errorResponses(409, 422) },
       },
     },

@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import { type Db, dateOf } from '../platform/db.js';
 import { dollars, iso, isoRequired } from '../platform/present.js';
-import { BalanceDollars, Id, Nullable, NullableTimestamp, Timestamp } from '../platform/schemas.js';
+import { BalanceDollars, Id, Nullable, NullableTimestamp, OneOf, Timestamp } from '../platform/schemas.js';
 
 /** A user task — a milestone assigned to a participant — how the API presents it, and how it is read. */
 
@@ -112,10 +112,9 @@ export const UserTaskSchema = Type.Object(
     userId: Id('usr', 'Participant.'),
     taskId: Nullable(Id('tsk', 'The task assigned, or null for a one-off milestone.')),
     name: Nullable(Type.String({ description: 'Milestone name.' })),
-    status: Type.Union(
-      userTaskStatuses.map((status) => Type.Literal(status)),
-      { description: 'assigned → completed → funded; cancelled, expired or funding_failed on the side.' },
-    ),
+    status: OneOf(userTaskStatuses, {
+      description: 'assigned → completed → funded; cancelled, expired or funding_failed on the side.',
+    }),
     monetaryValue: BalanceDollars('Reserved from the pool at assignment.', 500),
     completedAmount: Nullable(BalanceDollars('Released at completion; the rest returned to the pool.', 500)),
     completedBy: Nullable(Type.String({ description: 'Who verified the milestone.', examples: ['instructor:42'] })),

@@ -90,7 +90,7 @@ export function jobCatalog(options: { sweepIntervalMs: number }): JobCatalog {
     recurring: { intervalMs, payload: {} },
   });
   const definitions: AnyJobDefinition[] = [
-    releaseOpenJob as AnyJobDefinition,
+    releaseOpenJob,
     defineJob<NoPayload>({
       name: expireDueJobName,
       ...sweep(options.sweepIntervalMs),
