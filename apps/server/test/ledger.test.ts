@@ -189,6 +189,27 @@ describe('constraints behind the invariants', () => {
     ).rejects.toThrow(/totalAwardPool = available \+ reserved/);
   });
 
+  it("the commit-time identity check reads only the program's returns, whatever its history", async () => {
+    // The trigger sums the program's `program_return` transfers; with a plan over every transfer
+    // of the program, each commit on a busy pool would cost more than the one before.
+    const plan = await db.connection().execute(async (connection) => {
+      await sql`SET plan_cache_mode = force_generic_plan`.execute(connection);
+      await sql`PREPARE returns_of(text, text) AS SELECT coalesce(sum(amount_cents), 0) FROM ledger_transfers
+        WHERE organization_id = $1 AND program_id = $2 AND code = 'program_return'`.execute(connection);
+      const explained = await sql<{
+        'QUERY PLAN': string;
+      }>`EXPLAIN EXECUTE returns_of(${sql.lit(organizationId)}, ${sql.lit(programId)})`.execute(connection);
+      await sql`DEALLOCATE returns_of`.execute(connection);
+      await sql`RESET plan_cache_mode`.execute(connection);
+      return explained.rows.map((row) => row['QUERY PLAN']).join('\n');
+    });
+    expect(plan).toMatch(/Index Only Scan using ledger_transfers_program_returns/);
+    const trigger = await sql<{
+      source: string;
+    }>`SELECT prosrc AS source FROM pg_proc WHERE proname = 'ledger_check_program_identity'`.execute(db);
+    expect(trigger.rows[0]?.source).toContain("code = 'program_return'");
+  });
+
   it('a user task is funded at most once', async () => {
     const disbursement = sql`INSERT INTO disbursements (organization_id, id, user_task_id, program_id, user_id, amount_cents, status)
       VALUES (${organizationId}, ${newId('disbursement')}, 'ut_none', ${programId}, 'usr_none', 100, 'pending')`;
