@@ -14,120 +14,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Create an organization (operator token); its API key is shown once */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description Organization name.
-                         * @example Acme Workforce
-                         */
-                        name: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * @description Organization id.
-                             * @example org_01jd8n3q7v0c4x2m5k9e6t1hzr
-                             */
-                            id: string;
-                            /** @enum {string} */
-                            object: "organization";
-                            /** @description Organization name. */
-                            name: string;
-                            /**
-                             * @description Secret API key; store it now, it is not shown again.
-                             * @example sk_…
-                             */
-                            apiKey: string;
-                            /**
-                             * Format: date-time
-                             * @description Created. ISO 8601, UTC.
-                             * @example 2026-11-25T10:00:00.000Z
-                             */
-                            createdAt: string;
-                        };
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createOrganization"];
         delete?: never;
         options?: never;
         head?: never;
@@ -142,235 +29,10 @@ export interface paths {
             cookie?: never;
         };
         /** List programs, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Page size, 1–100. */
-                    limit?: number;
-                    /** @description The `nextCursor` of the previous page. */
-                    cursor?: string;
-                    status?: "active" | "paused" | "closed";
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of programs. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            data: components["schemas"]["Program"][];
-                            /** @description Whether another page follows. */
-                            hasMore: boolean;
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listPrograms"];
         put?: never;
         /** Create a program and fund its award pool */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description Program name.
-                         * @example OSHA completion funding
-                         */
-                        name: string;
-                        /** @description Longer description. */
-                        description?: string;
-                        /** @description Your own classification. */
-                        programType?: string;
-                        /**
-                         * @description Highnote card product id.
-                         * @example cp_1234
-                         */
-                        cardProductId?: string;
-                        /**
-                         * @description Dollars moved from your funding account into the pool now; at most two decimals.
-                         * @example 50000
-                         */
-                        totalAwardPool: number;
-                        /**
-                         * @description Enrollment cap.
-                         * @example 100
-                         */
-                        maxParticipants: number;
-                        /**
-                         * Format: date-time
-                         * @description When the program opens. ISO 8601, UTC.
-                         * @example 2026-11-25T10:00:00.000Z
-                         */
-                        startsAt?: string;
-                        /**
-                         * Format: date-time
-                         * @description When the program ends. ISO 8601, UTC.
-                         * @example 2026-11-25T10:00:00.000Z
-                         */
-                        endsAt?: string;
-                        /**
-                         * @description Up to 50 string pairs of your own.
-                         * @example {
-                         *       "cohort": "spring-2027"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Program"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createProgram"];
         delete?: never;
         options?: never;
         head?: never;
@@ -385,210 +47,14 @@ export interface paths {
             cookie?: never;
         };
         /** Retrieve a program with its balances */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Program id.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Program"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["retrieveProgram"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
         /** Update a program */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Program id.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Program name. */
-                        name?: string;
-                        description?: string | null;
-                        /** @description Enrollment cap; not below the participants enrolled. */
-                        maxParticipants?: number;
-                        endsAt?: string | null;
-                        /**
-                         * @description Up to 50 string pairs of your own.
-                         * @example {
-                         *       "cohort": "spring-2027"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Program"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        patch: operations["updateProgram"];
         trace?: never;
     };
     "/v1/programs/{id}/fund": {
@@ -601,114 +67,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Add money to the award pool */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Program id.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description Dollars moved from your funding account into the pool. Decimal dollars with at most two decimals.
-                         * @example 10000
-                         */
-                        amount: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Program"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["fundProgram"];
         delete?: never;
         options?: never;
         head?: never;
@@ -725,104 +84,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Pause: nothing new is reserved or released; cancels still work */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Program id.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Program"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["pauseProgram"];
         delete?: never;
         options?: never;
         head?: never;
@@ -839,104 +101,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Resume a paused program */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Program id.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Program"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["resumeProgram"];
         delete?: never;
         options?: never;
         head?: never;
@@ -953,104 +118,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Close: void open reservations and return the available pool */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Program id.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Program"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["closeProgram"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1065,196 +133,7 @@ export interface paths {
             cookie?: never;
         };
         /** The program’s balances, accounts and transfers, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Page size, 1–100. */
-                    limit?: number;
-                    /** @description The `nextCursor` of the previous page. */
-                    cursor?: string;
-                };
-                header?: never;
-                path: {
-                    /**
-                     * @description Program id.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * @description Program id.
-                             * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                             */
-                            programId: string;
-                            /**
-                             * @description Everything ever funded into the pool. Decimal dollars.
-                             * @example 50000
-                             */
-                            totalAwardPool: number;
-                            /** @description totalAwardPool = available + reserved + disbursing + disbursed + returned, always. */
-                            balances: {
-                                /**
-                                 * @description Free to reserve. Decimal dollars.
-                                 * @example 49500
-                                 */
-                                available: number;
-                                /**
-                                 * @description Held for assigned milestones. Decimal dollars.
-                                 * @example 0
-                                 */
-                                reserved: number;
-                                /**
-                                 * @description Verified milestones whose card funding has not settled. Decimal dollars.
-                                 * @example 500
-                                 */
-                                disbursing: number;
-                                /**
-                                 * @description Settled on participants’ cards. Decimal dollars.
-                                 * @example 0
-                                 */
-                                disbursed: number;
-                                /**
-                                 * @description Given back to the funding account when the program closed. Decimal dollars.
-                                 * @example 0
-                                 */
-                                returned: number;
-                            };
-                            accounts: {
-                                /** @description Account id. */
-                                id: string;
-                                /**
-                                 * @description pool, in_transit, disbursed or funding.
-                                 * @example pool
-                                 */
-                                kind: string;
-                                /**
-                                 * @description Reserved debits. Decimal dollars.
-                                 * @example 0
-                                 */
-                                debitsPending: number;
-                                /**
-                                 * @description Posted debits. Decimal dollars.
-                                 * @example 500
-                                 */
-                                debitsPosted: number;
-                                /**
-                                 * @description Reserved credits. Decimal dollars.
-                                 * @example 0
-                                 */
-                                creditsPending: number;
-                                /**
-                                 * @description Posted credits. Decimal dollars.
-                                 * @example 50000
-                                 */
-                                creditsPosted: number;
-                            }[];
-                            /** @description A page of transfers. */
-                            transfers: {
-                                data: {
-                                    /**
-                                     * @description Transfer id.
-                                     * @example trf_01jd8n3q7v0c4x2m5k9e6t1hzr
-                                     */
-                                    id: string;
-                                    /** @description Account debited. */
-                                    debitAccountId: string;
-                                    /** @description Account credited. */
-                                    creditAccountId: string;
-                                    /**
-                                     * @description Amount moved or reserved. Decimal dollars.
-                                     * @example 500
-                                     */
-                                    amount: number;
-                                    /** @description posted, a pending reservation, or the post or void that resolves one. */
-                                    kind: "posted" | "pending" | "post_pending" | "void_pending";
-                                    pendingId: string | null;
-                                    /**
-                                     * @description Why the money moved.
-                                     * @example reservation
-                                     */
-                                    code: string;
-                                    userTaskId: string | null;
-                                    /**
-                                     * Format: date-time
-                                     * @description Recorded. ISO 8601, UTC.
-                                     * @example 2026-11-25T10:00:00.000Z
-                                     */
-                                    createdAt: string;
-                                }[];
-                                /** @description Whether another page follows. */
-                                hasMore: boolean;
-                                nextCursor: string | null;
-                            };
-                        };
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["retrieveProgramLedger"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1271,230 +150,10 @@ export interface paths {
             cookie?: never;
         };
         /** List participants, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Page size, 1–100. */
-                    limit?: number;
-                    /** @description The `nextCursor` of the previous page. */
-                    cursor?: string;
-                    externalId?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of users. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            data: components["schemas"]["User"][];
-                            /** @description Whether another page follows. */
-                            hasMore: boolean;
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listUsers"];
         put?: never;
         /** Create a participant, optionally enrolling them in a program */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description Your id for this person.
-                         * @example emp-1842
-                         */
-                        externalId?: string;
-                        /**
-                         * @description Existing Highnote account holder to link.
-                         * @example ach_1842
-                         */
-                        highnoteAccountHolderId?: string;
-                        /** @description Given name. */
-                        firstName?: string;
-                        /** @description Family name. */
-                        lastName?: string;
-                        /**
-                         * Format: email
-                         * @description Email address.
-                         */
-                        email?: string;
-                        /** @description Phone number, E.164. */
-                        phoneNumber?: string;
-                        /**
-                         * Format: date
-                         * @description Date of birth, YYYY-MM-DD.
-                         */
-                        dateOfBirth?: string;
-                        /**
-                         * @description Up to 50 string pairs of your own.
-                         * @example {
-                         *       "cohort": "spring-2027"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                        /**
-                         * @description Enroll in this program at once.
-                         * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                         */
-                        programId?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["User"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1509,230 +168,14 @@ export interface paths {
             cookie?: never;
         };
         /** Retrieve a participant */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description User id.
-                     * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["User"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["retrieveUser"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
         /** Update a participant */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description User id.
-                     * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description Your id for this person.
-                         * @example emp-1842
-                         */
-                        externalId?: string;
-                        /**
-                         * @description Existing Highnote account holder to link.
-                         * @example ach_1842
-                         */
-                        highnoteAccountHolderId?: string;
-                        /** @description Given name. */
-                        firstName?: string;
-                        /** @description Family name. */
-                        lastName?: string;
-                        /**
-                         * Format: email
-                         * @description Email address.
-                         */
-                        email?: string;
-                        /** @description Phone number, E.164. */
-                        phoneNumber?: string;
-                        /**
-                         * Format: date
-                         * @description Date of birth, YYYY-MM-DD.
-                         */
-                        dateOfBirth?: string;
-                        /**
-                         * @description Up to 50 string pairs of your own.
-                         * @example {
-                         *       "cohort": "spring-2027"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["User"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        patch: operations["updateUser"];
         trace?: never;
     };
     "/v1/programs/{id}/users": {
@@ -1743,97 +186,7 @@ export interface paths {
             cookie?: never;
         };
         /** List a program’s enrollments */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Page size, 1–100. */
-                    limit?: number;
-                    /** @description The `nextCursor` of the previous page. */
-                    cursor?: string;
-                    status?: "active" | "dismissed";
-                };
-                header?: never;
-                path: {
-                    /**
-                     * @description Program id.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of enrollments. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            data: components["schemas"]["Enrollment"][];
-                            /** @description Whether another page follows. */
-                            hasMore: boolean;
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listEnrollments"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1850,300 +203,12 @@ export interface paths {
             cookie?: never;
         };
         /** Retrieve one enrollment */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Program id.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                    /**
-                     * @description User id.
-                     * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    userId: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Enrollment"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["retrieveEnrollment"];
         put?: never;
         /** Enroll a participant; counts against maxParticipants */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Program id.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                    /**
-                     * @description User id.
-                     * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    userId: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Enrollment"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["enrollUser"];
         /** Dismiss a participant and release their open reservations */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Program id.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                    /**
-                     * @description User id.
-                     * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    userId: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Enrollment"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["dismissUser"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2157,232 +222,10 @@ export interface paths {
             cookie?: never;
         };
         /** List tasks, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Page size, 1–100. */
-                    limit?: number;
-                    /** @description The `nextCursor` of the previous page. */
-                    cursor?: string;
-                    /**
-                     * @description Only this program’s tasks.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    programId?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of tasks. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            data: components["schemas"]["Task"][];
-                            /** @description Whether another page follows. */
-                            hasMore: boolean;
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listTasks"];
         put?: never;
         /** Define a milestone of a program */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description Program the milestone belongs to.
-                         * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                         */
-                        programId: string;
-                        /**
-                         * @description Milestone name.
-                         * @example OSHA 10 certificate
-                         */
-                        name: string;
-                        /** @description What the participant must do. */
-                        description?: string;
-                        /**
-                         * @description Reserved for each assignment. Decimal dollars with at most two decimals.
-                         * @example 500
-                         */
-                        monetaryValue: number;
-                        /**
-                         * Format: date-time
-                         * @description Assignable from. ISO 8601, UTC.
-                         * @example 2026-11-25T10:00:00.000Z
-                         */
-                        startsAt?: string;
-                        /**
-                         * Format: date-time
-                         * @description Open reservations expire at this time. ISO 8601, UTC.
-                         * @example 2026-11-25T10:00:00.000Z
-                         */
-                        endsAt?: string;
-                        /**
-                         * @description Up to 50 string pairs of your own.
-                         * @example {
-                         *       "cohort": "spring-2027"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createTask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2397,208 +240,14 @@ export interface paths {
             cookie?: never;
         };
         /** Retrieve a task */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Task id.
-                     * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["retrieveTask"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
         /** Update a task; assignments already made keep their reservation */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Task id.
-                     * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Milestone name. */
-                        name?: string;
-                        description?: string | null;
-                        endsAt?: string | null;
-                        /**
-                         * @description Up to 50 string pairs of your own.
-                         * @example {
-                         *       "cohort": "spring-2027"
-                         *     }
-                         */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        patch: operations["updateTask"];
         trace?: never;
     };
     "/v1/tasks/{id}/users/{userId}": {
@@ -2611,109 +260,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Assign a task to a participant, reserving its value from the pool */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Task id.
-                     * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                    /**
-                     * @description Participant.
-                     * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    userId: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["UserTask"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["assignTask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2728,230 +275,13 @@ export interface paths {
             cookie?: never;
         };
         /** List user tasks, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Page size, 1–100. */
-                    limit?: number;
-                    /** @description The `nextCursor` of the previous page. */
-                    cursor?: string;
-                    /**
-                     * @description Only this program.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    programId?: string;
-                    /**
-                     * @description Only this participant.
-                     * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    userId?: string;
-                    /**
-                     * @description Only this task.
-                     * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    taskId?: string;
-                    status?: "assigned" | "pending_approval" | "completed" | "funded" | "cancelled" | "expired" | "funding_failed";
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of user tasks. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            data: components["schemas"]["UserTask"][];
-                            /** @description Whether another page follows. */
-                            hasMore: boolean;
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listUserTasks"];
         put?: never;
         /**
          * Assign a milestone: a task, or a one-off amount in a program; reserves the amount
          * @description Send `{taskId, userId}` to assign a defined task, or `{programId, userId, monetaryValue}` for a one-off milestone.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description Participant; enrolled now if not yet.
-                         * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
-                         */
-                        userId: string;
-                        /**
-                         * @description Program whose pool is reserved from.
-                         * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                         */
-                        programId?: string;
-                        /**
-                         * @description Task to assign.
-                         * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
-                         */
-                        taskId?: string;
-                        /**
-                         * @description Amount to reserve; defaults to the task’s value. Decimal dollars with at most two decimals.
-                         * @example 500
-                         */
-                        monetaryValue?: number;
-                        /** @description Milestone name. */
-                        name?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["UserTask"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createUserTask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2966,86 +296,7 @@ export interface paths {
             cookie?: never;
         };
         /** Retrieve a user task */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description User task id.
-                     * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["UserTask"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["retrieveUserTask"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3063,128 +314,7 @@ export interface paths {
         };
         get?: never;
         /** Verify the milestone: release the reservation toward the participant’s card */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description User task id.
-                     * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description Release less than reserved; the rest returns to the pool. Decimal dollars with at most two decimals.
-                         * @example 250
-                         */
-                        amount?: number;
-                        /**
-                         * @description Who verified it.
-                         * @example instructor:42
-                         */
-                        completedBy?: string;
-                        /**
-                         * @description What the verifier saw: certificate numbers, links, notes.
-                         * @example {
-                         *       "certificateNumber": "OSHA-10-88231"
-                         *     }
-                         */
-                        evidence?: {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["UserTask"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        put: operations["completeUserTask"];
         post?: never;
         delete?: never;
         options?: never;
@@ -3201,104 +331,7 @@ export interface paths {
         };
         get?: never;
         /** Cancel an open milestone and release its reservation */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description User task id.
-                     * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["UserTask"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        put: operations["cancelUserTask"];
         post?: never;
         delete?: never;
         options?: never;
@@ -3314,106 +347,7 @@ export interface paths {
             cookie?: never;
         };
         /** List disbursements, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Page size, 1–100. */
-                    limit?: number;
-                    /** @description The `nextCursor` of the previous page. */
-                    cursor?: string;
-                    /**
-                     * @description Only this program.
-                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    programId?: string;
-                    /**
-                     * @description Only this participant.
-                     * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    userId?: string;
-                    /**
-                     * @description Only this milestone.
-                     * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    userTaskId?: string;
-                    status?: "awaiting_card" | "pending" | "processing" | "settled" | "failed";
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of disbursements. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            data: components["schemas"]["Disbursement"][];
-                            /** @description Whether another page follows. */
-                            hasMore: boolean;
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listDisbursements"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3430,88 +364,80 @@ export interface paths {
             cookie?: never;
         };
         /** Retrieve a disbursement */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /**
-                     * @description Disbursement id.
-                     * @example dsb_01jd8n3q7v0c4x2m5k9e6t1hzr
-                     */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Disbursement"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The error envelope every failed request answers with. */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["retrieveDisbursement"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List events, newest first
+         * @description Every state change appends events in the transaction of the change. Filter by `type` and by `createdAfter`.
+         */
+        get: operations["listEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve an event */
+        get: operations["retrieveEvent"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List jobs, newest first (operator token) */
+        get: operations["listJobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Retry a dead job now, with its attempts reset (operator token) */
+        post: operations["retryJob"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3524,9 +450,13 @@ export interface components {
     schemas: {
         /** @description The error envelope every failed request answers with. */
         Error: {
+            /** @description What went wrong, and the request it went wrong in. */
             error: {
-                /** @description One of the closed list of error codes. */
-                code: "validation_error" | "unauthorized" | "forbidden" | "not_found" | "insufficient_funds" | "participant_cap_reached" | "invalid_state" | "consent_required" | "idempotency_request_in_progress" | "payload_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "rate_limited" | "issuer_error" | "internal_error";
+                /**
+                 * @description One of the closed list of error codes.
+                 * @example validation_error
+                 */
+                code: "validation_error" | "unauthorized" | "forbidden" | "not_found" | "insufficient_funds" | "participant_cap_reached" | "invalid_state" | "consent_required" | "idempotency_request_in_progress" | "payload_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "rate_limited" | "issuer_error" | "service_unavailable" | "internal_error";
                 /**
                  * @description What went wrong, for a person.
                  * @example monetaryValue must be greater than 0
@@ -3557,8 +487,14 @@ export interface components {
              * @example OSHA completion funding
              */
             name: string;
+            /** @description Longer description. */
             description: string | null;
+            /**
+             * @description Your own classification.
+             * @example workforce
+             */
             programType: string | null;
+            /** @description Highnote card product the cards are issued from. */
             cardProductId: string | null;
             /** @description active ⇄ paused → closed. */
             status: "active" | "paused" | "closed";
@@ -3605,7 +541,15 @@ export interface components {
                  */
                 returned: number;
             };
+            /**
+             * @description When the program opens. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
             startsAt: string | null;
+            /**
+             * @description When the program ends. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
             endsAt: string | null;
             /**
              * @description Up to 50 string pairs of your own.
@@ -3628,6 +572,10 @@ export interface components {
              * @example 2026-11-25T10:00:00.000Z
              */
             updatedAt: string;
+            /**
+             * @description Closed. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
             closedAt: string | null;
         };
         User: {
@@ -3638,12 +586,40 @@ export interface components {
             id: string;
             /** @enum {string} */
             object: "user";
+            /**
+             * @description Your id for this person; unique in your organization.
+             * @example emp-1842
+             */
             externalId: string | null;
+            /**
+             * @description Linked Highnote account holder.
+             * @example ach_1842
+             */
             highnoteAccountHolderId: string | null;
+            /**
+             * @description Given name.
+             * @example Ada
+             */
             firstName: string | null;
+            /**
+             * @description Family name.
+             * @example Lovelace
+             */
             lastName: string | null;
+            /**
+             * @description Email address.
+             * @example ada@example.com
+             */
             email: string | null;
+            /**
+             * @description Phone number, E.164.
+             * @example +14155550100
+             */
             phoneNumber: string | null;
+            /**
+             * @description Date of birth, YYYY-MM-DD.
+             * @example 1990-12-10
+             */
             dateOfBirth: string | null;
             /**
              * @description Up to 50 string pairs of your own.
@@ -3688,6 +664,10 @@ export interface components {
              * @example 2026-11-25T10:00:00.000Z
              */
             enrolledAt: string;
+            /**
+             * @description Dismissed. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
             dismissedAt: string | null;
         };
         Task: {
@@ -3708,13 +688,22 @@ export interface components {
              * @example OSHA 10 certificate
              */
             name: string;
+            /** @description What the participant must do. */
             description: string | null;
             /**
              * @description Reserved for each assignment. Decimal dollars.
              * @example 500
              */
             monetaryValue: number;
+            /**
+             * @description Assignable from. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
             startsAt: string | null;
+            /**
+             * @description Open reservations expire at this time. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
             endsAt: string | null;
             /**
              * @description Up to 50 string pairs of your own.
@@ -3756,7 +745,12 @@ export interface components {
              * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
              */
             userId: string;
+            /**
+             * @description The task assigned, or null for a one-off milestone.
+             * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
             taskId: string | null;
+            /** @description Milestone name. */
             name: string | null;
             /** @description assigned → completed → funded; cancelled, expired or funding_failed on the side. */
             status: "assigned" | "pending_approval" | "completed" | "funded" | "cancelled" | "expired" | "funding_failed";
@@ -3765,16 +759,49 @@ export interface components {
              * @example 500
              */
             monetaryValue: number;
+            /**
+             * @description Released at completion; the rest returned to the pool. Decimal dollars.
+             * @example 500
+             */
             completedAmount: number | null;
+            /**
+             * @description Who verified the milestone.
+             * @example instructor:42
+             */
             completedBy: string | null;
+            /** @description What the verifier saw. */
             evidence: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * @description Why the reservation was released.
+             * @example cancelled_by_request
+             */
             cancellationReason: string | null;
+            /**
+             * @description The card funding opened at completion.
+             * @example dsb_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
             disbursementId: string | null;
+            /**
+             * @description The reservation expires unless completed before. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
             expiresAt: string | null;
+            /**
+             * @description Verified. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
             completedAt: string | null;
+            /**
+             * @description Cancelled. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
             cancelledAt: string | null;
+            /**
+             * @description Expired. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
             expiredAt: string | null;
             /**
              * Format: date-time
@@ -3819,7 +846,12 @@ export interface components {
             amount: number;
             /** @description awaiting_card → pending → processing → settled | failed. */
             status: "awaiting_card" | "pending" | "processing" | "settled" | "failed";
+            /** @description Why the funding failed. */
             failureReason: string | null;
+            /**
+             * @description Settled on the card. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
             settledAt: string | null;
             /**
              * Format: date-time
@@ -3834,6 +866,97 @@ export interface components {
              */
             updatedAt: string;
         };
+        Event: {
+            /**
+             * @description Event id.
+             * @example evt_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /** @enum {string} */
+            object: "event";
+            /**
+             * @description What happened, as `resource.verb`.
+             * @example usertask.completed
+             */
+            type: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "disbursement.created";
+            /**
+             * Format: date-time
+             * @description When the change was committed. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /** @description The resource the event is about. */
+            data: {
+                /** @description The resource as the API presents it, right after the change. */
+                object: {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        /** @description A durable background job. */
+        Job: {
+            /**
+             * @description Job id.
+             * @example job_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description Always "job".
+             * @example job
+             * @enum {string}
+             */
+            object: "job";
+            /**
+             * @description What the job does.
+             * @example usertasks.expire_due
+             */
+            name: string;
+            /** @description queued → running → succeeded, or back to queued after a failure, or dead after the last attempt. */
+            status: "queued" | "running" | "succeeded" | "dead";
+            /**
+             * @description Runs started so far.
+             * @example 5
+             */
+            attempts: number;
+            /**
+             * @description Runs allowed before the job is dead.
+             * @example 5
+             */
+            maxAttempts: number;
+            /**
+             * Format: date-time
+             * @description Due at: the next run is not before this time. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            runAt: string;
+            /**
+             * @description The message of the last failure, truncated; null if none failed.
+             * @example Error: issuer answered 503
+             */
+            lastError: string | null;
+            /**
+             * @description The organization the job acts for; null for system-wide work.
+             * @example org_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            organizationId: string | null;
+            /**
+             * Format: date-time
+             * @description Enqueued. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description Last changed. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            updatedAt: string;
+            /**
+             * @description Succeeded or went dead. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            finishedAt: string | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -3842,4 +965,3758 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    createOrganization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Organization name.
+                     * @example Acme Workforce
+                     */
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The organization, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description Organization id.
+                         * @example org_01jd8n3q7v0c4x2m5k9e6t1hzr
+                         */
+                        id: string;
+                        /** @enum {string} */
+                        object: "organization";
+                        /** @description Organization name. */
+                        name: string;
+                        /**
+                         * @description Secret API key; store it now, it is not shown again.
+                         * @example sk_…
+                         */
+                        apiKey: string;
+                        /**
+                         * Format: date-time
+                         * @description Created. ISO 8601, UTC.
+                         * @example 2026-11-25T10:00:00.000Z
+                         */
+                        createdAt: string;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listPrograms: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                status?: "active" | "paused" | "closed";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of programs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["Program"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createProgram: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Program name.
+                     * @example OSHA completion funding
+                     */
+                    name: string;
+                    /** @description Longer description. */
+                    description?: string;
+                    /** @description Your own classification. */
+                    programType?: string;
+                    /**
+                     * @description Highnote card product id.
+                     * @example cp_1234
+                     */
+                    cardProductId?: string;
+                    /**
+                     * @description Dollars moved from your funding account into the pool now; at most two decimals.
+                     * @example 50000
+                     */
+                    totalAwardPool: number;
+                    /**
+                     * @description Enrollment cap.
+                     * @example 100
+                     */
+                    maxParticipants: number;
+                    /**
+                     * Format: date-time
+                     * @description When the program opens. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    startsAt?: string;
+                    /**
+                     * Format: date-time
+                     * @description When the program ends. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    endsAt?: string;
+                    /**
+                     * @description Up to 50 string pairs of your own.
+                     * @example {
+                     *       "cohort": "spring-2027"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The program, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveProgram: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The program. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateProgram: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Program name. */
+                    name?: string;
+                    /** @description Longer description. */
+                    description?: string | null;
+                    /** @description Enrollment cap; not below the participants enrolled. */
+                    maxParticipants?: number;
+                    /**
+                     * @description When the program ends. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    endsAt?: string | null;
+                    /**
+                     * @description Up to 50 string pairs of your own.
+                     * @example {
+                     *       "cohort": "spring-2027"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The program as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    fundProgram: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Dollars moved from your funding account into the pool. Decimal dollars with at most two decimals.
+                     * @example 10000
+                     */
+                    amount: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The program as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    pauseProgram: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The program as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    resumeProgram: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The program as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    closeProgram: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The program as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Program"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveProgramLedger: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The program’s balances, accounts and transfers, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description Program id.
+                         * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                         */
+                        programId: string;
+                        /**
+                         * @description Everything ever funded into the pool. Decimal dollars.
+                         * @example 50000
+                         */
+                        totalAwardPool: number;
+                        /** @description totalAwardPool = available + reserved + disbursing + disbursed + returned, always. */
+                        balances: {
+                            /**
+                             * @description Free to reserve. Decimal dollars.
+                             * @example 49500
+                             */
+                            available: number;
+                            /**
+                             * @description Held for assigned milestones. Decimal dollars.
+                             * @example 0
+                             */
+                            reserved: number;
+                            /**
+                             * @description Verified milestones whose card funding has not settled. Decimal dollars.
+                             * @example 500
+                             */
+                            disbursing: number;
+                            /**
+                             * @description Settled on participants’ cards. Decimal dollars.
+                             * @example 0
+                             */
+                            disbursed: number;
+                            /**
+                             * @description Given back to the funding account when the program closed. Decimal dollars.
+                             * @example 0
+                             */
+                            returned: number;
+                        };
+                        accounts: {
+                            /** @description Account id. */
+                            id: string;
+                            /**
+                             * @description pool, in_transit, disbursed or funding.
+                             * @example pool
+                             */
+                            kind: "funding" | "pool" | "in_transit" | "disbursed";
+                            /**
+                             * @description Reserved debits. Decimal dollars.
+                             * @example 0
+                             */
+                            debitsPending: number;
+                            /**
+                             * @description Posted debits. Decimal dollars.
+                             * @example 500
+                             */
+                            debitsPosted: number;
+                            /**
+                             * @description Reserved credits. Decimal dollars.
+                             * @example 0
+                             */
+                            creditsPending: number;
+                            /**
+                             * @description Posted credits. Decimal dollars.
+                             * @example 50000
+                             */
+                            creditsPosted: number;
+                        }[];
+                        /** @description A page of transfers. */
+                        transfers: {
+                            /** @description This page’s items, newest first. */
+                            data: {
+                                /**
+                                 * @description Transfer id.
+                                 * @example trf_01jd8n3q7v0c4x2m5k9e6t1hzr
+                                 */
+                                id: string;
+                                /** @description Account debited. */
+                                debitAccountId: string;
+                                /** @description Account credited. */
+                                creditAccountId: string;
+                                /**
+                                 * @description Amount moved or reserved. Decimal dollars.
+                                 * @example 500
+                                 */
+                                amount: number;
+                                /** @description posted, a pending reservation, or the post or void that resolves one. */
+                                kind: "posted" | "pending" | "post_pending" | "void_pending";
+                                /** @description The reservation a post or void resolves. */
+                                pendingId: string | null;
+                                /**
+                                 * @description Why the money moved.
+                                 * @example reservation
+                                 */
+                                code: "program_funding" | "reservation" | "program_return" | "settlement";
+                                /** @description The milestone behind the transfer. */
+                                userTaskId: string | null;
+                                /**
+                                 * Format: date-time
+                                 * @description Recorded. ISO 8601, UTC.
+                                 * @example 2026-11-25T10:00:00.000Z
+                                 */
+                                createdAt: string;
+                            }[];
+                            /**
+                             * @description Whether another page follows.
+                             * @example true
+                             */
+                            hasMore: boolean;
+                            /**
+                             * @description Pass as `cursor` for the next page; null on the last page.
+                             * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                             */
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listUsers: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                externalId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of users. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["User"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Your id for this person.
+                     * @example emp-1842
+                     */
+                    externalId?: string;
+                    /**
+                     * @description Existing Highnote account holder to link.
+                     * @example ach_1842
+                     */
+                    highnoteAccountHolderId?: string;
+                    /** @description Given name. */
+                    firstName?: string;
+                    /** @description Family name. */
+                    lastName?: string;
+                    /**
+                     * Format: email
+                     * @description Email address.
+                     */
+                    email?: string;
+                    /** @description Phone number, E.164. */
+                    phoneNumber?: string;
+                    /**
+                     * Format: date
+                     * @description Date of birth, YYYY-MM-DD.
+                     */
+                    dateOfBirth?: string;
+                    /**
+                     * @description Up to 50 string pairs of your own.
+                     * @example {
+                     *       "cohort": "spring-2027"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: string;
+                    };
+                    /**
+                     * @description Enroll in this program at once.
+                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    programId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The user, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description User id.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description User id.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Your id for this person.
+                     * @example emp-1842
+                     */
+                    externalId?: string;
+                    /**
+                     * @description Existing Highnote account holder to link.
+                     * @example ach_1842
+                     */
+                    highnoteAccountHolderId?: string;
+                    /** @description Given name. */
+                    firstName?: string;
+                    /** @description Family name. */
+                    lastName?: string;
+                    /**
+                     * Format: email
+                     * @description Email address.
+                     */
+                    email?: string;
+                    /** @description Phone number, E.164. */
+                    phoneNumber?: string;
+                    /**
+                     * Format: date
+                     * @description Date of birth, YYYY-MM-DD.
+                     */
+                    dateOfBirth?: string;
+                    /**
+                     * @description Up to 50 string pairs of your own.
+                     * @example {
+                     *       "cohort": "spring-2027"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The user as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listEnrollments: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                status?: "active" | "dismissed";
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of enrollments. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["Enrollment"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveEnrollment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+                /**
+                 * @description User id.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The enrollment. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Enrollment"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    enrollUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+                /**
+                 * @description User id.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The enrollment as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Enrollment"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    dismissUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+                /**
+                 * @description User id.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The enrollment as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Enrollment"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listTasks: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                /**
+                 * @description Only this program’s tasks.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                programId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of tasks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["Task"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Program the milestone belongs to.
+                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    programId: string;
+                    /**
+                     * @description Milestone name.
+                     * @example OSHA 10 certificate
+                     */
+                    name: string;
+                    /** @description What the participant must do. */
+                    description?: string;
+                    /**
+                     * @description Reserved for each assignment. Decimal dollars with at most two decimals.
+                     * @example 500
+                     */
+                    monetaryValue: number;
+                    /**
+                     * Format: date-time
+                     * @description Assignable from. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    startsAt?: string;
+                    /**
+                     * Format: date-time
+                     * @description Open reservations expire at this time. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    endsAt?: string;
+                    /**
+                     * @description Up to 50 string pairs of your own.
+                     * @example {
+                     *       "cohort": "spring-2027"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The task, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Task id.
+                 * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Task id.
+                 * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Milestone name. */
+                    name?: string;
+                    /** @description What the participant must do. */
+                    description?: string | null;
+                    /**
+                     * @description Assignments made from now on expire at this time. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    endsAt?: string | null;
+                    /**
+                     * @description Up to 50 string pairs of your own.
+                     * @example {
+                     *       "cohort": "spring-2027"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The task as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    assignTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Task id.
+                 * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+                /**
+                 * @description Participant.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user task, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserTask"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listUserTasks: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                /**
+                 * @description Only this program.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                programId?: string;
+                /**
+                 * @description Only this participant.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                userId?: string;
+                /**
+                 * @description Only this task.
+                 * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                taskId?: string;
+                status?: "assigned" | "pending_approval" | "completed" | "funded" | "cancelled" | "expired" | "funding_failed";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of user tasks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["UserTask"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createUserTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Participant; enrolled now if not yet.
+                     * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    userId: string;
+                    /**
+                     * @description Program whose pool is reserved from.
+                     * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    programId?: string;
+                    /**
+                     * @description Task to assign.
+                     * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    taskId?: string;
+                    /**
+                     * @description Amount to reserve; defaults to the task’s value. Decimal dollars with at most two decimals.
+                     * @example 500
+                     */
+                    monetaryValue?: number;
+                    /** @description Milestone name. */
+                    name?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The user task, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserTask"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveUserTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description User task id.
+                 * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user task. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserTask"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    completeUserTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description User task id.
+                 * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Release less than reserved; the rest returns to the pool. Decimal dollars with at most two decimals.
+                     * @example 250
+                     */
+                    amount?: number;
+                    /**
+                     * @description Who verified it.
+                     * @example instructor:42
+                     */
+                    completedBy?: string;
+                    /**
+                     * @description What the verifier saw: certificate numbers, links, notes.
+                     * @example {
+                     *       "certificateNumber": "OSHA-10-88231"
+                     *     }
+                     */
+                    evidence?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The user task as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserTask"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cancelUserTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description User task id.
+                 * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user task as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserTask"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listDisbursements: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                /**
+                 * @description Only this program.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                programId?: string;
+                /**
+                 * @description Only this participant.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                userId?: string;
+                /**
+                 * @description Only this milestone.
+                 * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                userTaskId?: string;
+                status?: "awaiting_card" | "pending" | "processing" | "settled" | "failed";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of disbursements. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["Disbursement"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveDisbursement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Disbursement id.
+                 * @example dsb_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The disbursement. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Disbursement"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                type?: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "disbursement.created";
+                /**
+                 * @description Only events created after this instant. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                createdAfter?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["Event"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Event id.
+                 * @example evt_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Event"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listJobs: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                /** @description queued → running → succeeded, or back to queued after a failure, or dead after the last attempt. */
+                status?: "queued" | "running" | "succeeded" | "dead";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of jobs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["Job"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retryJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Job id.
+                 * @example job_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+}

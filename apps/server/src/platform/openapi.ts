@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import type { FastifySchema, RouteOptions } from 'fastify';
 import { defaultHost, defaultPort } from '../config.js';
-import { errorStatuses } from './errors.js';
+import { errorStatuses, serviceUnavailableRetryAfterSeconds } from './errors.js';
 import type { App } from './http.js';
 
 /**
@@ -167,9 +167,13 @@ export function installOperationIds(app: App): void {
     if (schema?.summary === undefined || schema.summary.trim() === '') {
       throw new Error(`${key} has no summary: the document and the SDK describe the operation by it`);
     }
+    if (!Object.keys(schema.response ?? {}).some((status) => status.startsWith('2'))) {
+      throw new Error(`${key} declares no success response: one endpoint, one contract`);
+    }
     const tags = schema.tags ?? [];
-    if (tags.length === 0)
+    if (tags.length === 0) {
       throw new Error(`${key} has no tag: give it one of ${Object.keys(tagDescriptions).join(', ')}`);
+    }
     for (const tag of tags) {
       if (tagDescriptions[tag] === undefined) {
         throw new Error(
@@ -234,8 +238,32 @@ function describedAs(schema: JsonObject, description: string): JsonObject {
     : { ...schema, 'x-response-description': description };
 }
 
-function hasOwnDescription(schema: unknown): boolean {
-  return isObject(schema) && (typeof schema.description === 'string' || 'x-response-description' in schema);
+function hasOwnDescription(schema: JsonObject): boolean {
+  return typeof schema.description === 'string' || 'x-response-description' in schema;
+}
+
+/** What a 503 carries besides the error envelope. */
+const retryAfterHeader = {
+  'Retry-After': {
+    type: 'integer',
+    minimum: 0,
+    description: 'Seconds to wait before sending the request again.',
+    examples: [serviceUnavailableRetryAfterSeconds],
+  },
+};
+
+/** One response as the document shows it; a description the route gave the response itself is kept. */
+function documentedResponse(
+  status: number,
+  body: JsonObject,
+  route: { method: string; summary: string; schemas: JsonObject },
+): JsonObject {
+  if (hasOwnDescription(body)) return body;
+  if (status < 400) {
+    return describedAs(body, successDescription(status, route.method, route.summary, nounOf(body, route.schemas)));
+  }
+  const described = describedAs(body, errorDescription(status));
+  return status === 503 ? { ...described, headers: retryAfterHeader } : described;
 }
 
 /**
@@ -260,29 +288,9 @@ export const documentRoute: NonNullable<FastifyDynamicSwaggerOptions['transform'
     const status = Number(statusText);
     if (bodylessMethods.has(method) && (status === 413 || status === 415)) continue;
     if (isPublic && status === 401) continue;
-    if (!isObject(body) || hasOwnDescription(body)) {
-      response[statusText] = body;
-    } else if (status >= 400) {
-      response[statusText] = {
-        ...describedAs(body, errorDescription(status)),
-        ...(status === 503
-          ? {
-              headers: {
-                'Retry-After': {
-                  type: 'integer',
-                  minimum: 0,
-                  description: 'Seconds to wait before sending the request again.',
-                  examples: [2],
-                },
-              },
-            }
-          : {}),
-      };
-    } else {
-      const summary = routeSchema.summary ?? '';
-      const description = successDescription(status, method, summary, nounOf(body, schemas));
-      response[statusText] = describedAs(body, description);
-    }
+    response[statusText] = isObject(body)
+      ? documentedResponse(status, body, { method, summary: routeSchema.summary ?? '', schemas })
+      : body;
   }
   return { schema: { ...routeSchema, response }, url };
 };

@@ -131,5 +131,13 @@ export function errorResponses(...statuses: number[]): Record<number, typeof Err
 export const ErrorRef = Type.Ref('Error');
 
 /** One of a closed list declared in code (statuses, kinds): the schema and the static type follow the list. */
-export const OneOf = <const T extends string>(values: readonly T[], options: { description?: string; examples?: T[] } = {}) =>
-  Type.Unsafe<T>(Type.Union(values.map((value) => Type.Literal(value)), options));
+export const OneOf = <const T extends string>(
+  values: readonly T[],
+  options: { description?: string; examples?: T[] } = {},
+) =>
+  Type.Unsafe<T>(
+    Type.Union(
+      values.map((value) => Type.Literal(value)),
+      options,
+    ),
+  );
