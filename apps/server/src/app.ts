@@ -11,7 +11,7 @@ import { organizationRoutes } from './organizations/routes.js';
 import type { DatabaseHandle } from './platform/db.js';
 import { type App, installAuth, installErrorHandling, installValidation, maxBodyBytes } from './platform/http.js';
 import { newId } from './platform/ids.js';
-import { answerClientError, installInputChecks } from './platform/input.js';
+import { answerClientError, answerFrameworkError, installInputChecks } from './platform/input.js';
 import { queueStats } from './platform/jobs.js';
 import { installMetrics, type ReadJobQueue } from './platform/metrics.js';
 import { isReady } from './platform/migrate.js';
@@ -54,6 +54,7 @@ export async function buildApp(
     genReqId: () => newId('request'),
     // A request Node's parser refuses (a NUL in a header) still gets our error envelope.
     clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
     ajv: { customOptions: { coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>() as App;
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
-import { openDatabase } from '../src/platform/db.js';
+import { databaseUnavailableReason, openDatabase } from '../src/platform/db.js';
 import { errorStatuses, serviceUnavailableRetryAfterSeconds } from '../src/platform/errors.js';
 import {
   adminToken,
@@ -46,14 +46,14 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Polls `check` until it is true; fails the test after `maxPollMs`. */
-async function waitFor(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + maxPollMs;
+/** Polls `check` until it is true; fails the test after `timeoutMs`. */
+async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = maxPollMs): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
     await sleep(pollIntervalMs);
   }
-  throw new Error(`timed out after ${maxPollMs} ms waiting for ${what}`);
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 async function freePort(): Promise<number> {
@@ -168,10 +168,12 @@ describe('GET /metrics', () => {
     expect(sample(text, 'tranche_http_requests_total', { method: 'GET', route, status_code: '404' })).toBe(1);
     expect(sample(text, 'tranche_http_requests_total', { route: 'unmatched', status_code: '404' })).toBe(1);
     expect(sample(text, 'tranche_http_requests_total', { method: 'POST', route: '/v1/usertasks' })).toBe(1);
-    expect(sample(text, 'tranche_http_request_duration_seconds_count', { method: 'GET', route, status_code: '200' })).toBe(
-      3,
-    );
-    expect(sample(text, 'tranche_http_request_duration_seconds_bucket', { route, status_code: '200', le: '+Inf' })).toBe(3);
+    expect(
+      sample(text, 'tranche_http_request_duration_seconds_count', { method: 'GET', route, status_code: '200' }),
+    ).toBe(3);
+    expect(
+      sample(text, 'tranche_http_request_duration_seconds_bucket', { route, status_code: '200', le: '+Inf' }),
+    ).toBe(3);
     // Route patterns only: no id from a URL becomes a label.
     expect(text).not.toContain(programId);
     // Process-wide: the reservation above applied (at least) one ledger batch.
@@ -220,6 +222,40 @@ describe('GET /metrics', () => {
   });
 });
 
+describe('which failures mean the database is unavailable', () => {
+  const withCode = (code: string, message = 'failed') => Object.assign(new Error(message), { code });
+  it.each([
+    ['admin shutdown (57P01)', withCode('57P01'), '57P01'],
+    ['crash shutdown (57P02)', withCode('57P02'), '57P02'],
+    ['starting up (57P03)', withCode('57P03'), '57P03'],
+    ['too many connections (53300)', withCode('53300'), '53300'],
+    ['connection exception class 08', withCode('08006'), '08006'],
+    ['refused', withCode('ECONNREFUSED'), 'ECONNREFUSED'],
+    ['reset', withCode('ECONNRESET'), 'ECONNRESET'],
+    ['broken pipe', withCode('EPIPE'), 'EPIPE'],
+    ['timed out', withCode('ETIMEDOUT'), 'ETIMEDOUT'],
+    ['pg: connection ended', new Error('Connection terminated unexpectedly'), 'Connection terminated unexpectedly'],
+    [
+      'pg-pool: no connection in time',
+      new Error('timeout exceeded when trying to connect'),
+      'timeout exceeded when trying to connect',
+    ],
+    ['both addresses refused', new AggregateError([withCode('ECONNREFUSED')], 'connect failed'), 'ECONNREFUSED'],
+    ['wrapped', new Error('query failed', { cause: withCode('57P01') }), '57P01'],
+  ])('%s', (_name, error, reason) => {
+    expect(databaseUnavailableReason(error)).toBe(reason);
+  });
+  it.each([
+    ['unique violation', withCode('23505')],
+    ['serialization failure', withCode('40001')],
+    ['statement timeout', withCode('57014')],
+    ['a bug', new TypeError('x is undefined')],
+    ['not an error', 'Connection terminated'],
+  ])('not %s', (_name, error) => {
+    expect(databaseUnavailableReason(error)).toBeUndefined();
+  });
+});
+
 const binScript = fileURLToPath(new URL('../bin/tranche.js', import.meta.url));
 
 /** Starts `tranche serve` as its own process, the way an operator runs it, and waits until it is ready. */
@@ -246,14 +282,18 @@ async function startServerProcess(
   });
   const baseUrl = `http://127.0.0.1:${port}`;
   try {
-    await waitFor('the server process to be ready', async () => {
-      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${stderr}`);
-      try {
-        return (await fetch(`${baseUrl}/readyz`)).status === 200;
-      } catch {
-        return false;
-      }
-    });
+    await waitFor(
+      'the server process to be ready',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${stderr}`);
+        try {
+          return (await fetch(`${baseUrl}/readyz`)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      serverReadyTimeoutMs,
+    );
   } catch (error) {
     child.kill('SIGKILL');
     throw error;
@@ -267,86 +307,84 @@ describe('SIGTERM under load', () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
-  it(
-    'drains: every answered request is a success or a listed error, the writes it answered are kept, and the process exits 0',
-    async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), 'tranche-sigterm-'));
-      cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-      let databaseUrl: string | undefined;
-      if (testDatabaseKind === 'postgres') {
-        const created = await createPostgresDatabase();
-        databaseUrl = created.url;
-        cleanups.push(() => created.drop());
-      }
-      const started = await startServerProcess(
-        databaseUrl === undefined ? { TRANCHE_DATA_DIR: dataDir } : { DATABASE_URL: databaseUrl },
-      );
-      const { child } = started;
-      cleanups.push(() => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      });
-      const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  it('drains: every answered request is a success or a listed error, the writes it answered are kept, and the process exits 0', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tranche-sigterm-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    let databaseUrl: string | undefined;
+    if (testDatabaseKind === 'postgres') {
+      const created = await createPostgresDatabase();
+      databaseUrl = created.url;
+      cleanups.push(() => created.drop());
+    }
+    const started = await startServerProcess(
+      databaseUrl === undefined ? { TRANCHE_DATA_DIR: dataDir } : { DATABASE_URL: databaseUrl },
+    );
+    const { child } = started;
+    cleanups.push(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
 
-      const created = await client(started.baseUrl, adminToken)('POST', '/v1/organizations', { name: 'Drain' });
-      expect(created.status).toBe(201);
-      const organizationId = created.body.id as string;
-      const call = client(started.baseUrl, created.body.apiKey);
-      const { programId } = await programWithUser(call);
+    const created = await client(started.baseUrl, adminToken)('POST', '/v1/organizations', { name: 'Drain' });
+    expect(created.status).toBe(201);
+    const organizationId = created.body.id as string;
+    const call = client(started.baseUrl, created.body.apiKey);
+    const { programId } = await programWithUser(call);
 
-      let signalledAt: number | undefined;
-      const load = startLoad(call, programId, {
-        stop: () => false,
-        // After the signal the server stops listening: a caller's first refused connection ends it.
-        stopOnNetworkError: () => signalledAt !== undefined,
-        onAnswer: (count) => {
-          if (count >= answersBeforeSignal && signalledAt === undefined) {
-            signalledAt = Date.now();
-            child.kill('SIGTERM');
-          }
-        },
-      });
-      await load.done;
-      let exitTimer: NodeJS.Timeout | undefined;
-      const [code, signal] = await Promise.race([
-        exited,
-        new Promise<never>((_resolve, reject) => {
-          exitTimer = setTimeout(
-            () => reject(new Error(`server did not exit within ${serverExitTimeoutMs} ms of SIGTERM`)),
-            serverExitTimeoutMs,
-          );
-        }),
-      ]).finally(() => clearTimeout(exitTimer));
+    let signalledAt: number | undefined;
+    const load = startLoad(call, programId, {
+      stop: () => false,
+      // After the signal the server stops listening: a caller's first refused connection ends it.
+      stopOnNetworkError: () => signalledAt !== undefined,
+      onAnswer: (count) => {
+        if (count >= answersBeforeSignal && signalledAt === undefined) {
+          signalledAt = Date.now();
+          child.kill('SIGTERM');
+        }
+      },
+    });
+    await load.done;
+    let exitTimer: NodeJS.Timeout | undefined;
+    const [code, signal] = await Promise.race([
+      exited,
+      new Promise<never>((_resolve, reject) => {
+        exitTimer = setTimeout(
+          () => reject(new Error(`server did not exit within ${serverExitTimeoutMs} ms of SIGTERM`)),
+          serverExitTimeoutMs,
+        );
+      }),
+    ]).finally(() => clearTimeout(exitTimer));
 
-      const { answers, networkErrors } = load.result;
-      expect(signalledAt, 'the stream reached the signal').toBeDefined();
-      expect(networkErrors.filter((error) => error.at < (signalledAt as number))).toEqual([]);
-      expect(
-        answers.filter((answer) => !isListedAnswer(answer.call)).map((answer) => answer.call),
-        `answers: ${JSON.stringify(tally(answers))}`,
-      ).toEqual([]);
-      // Requests already sent when the signal came were finished, not dropped.
-      expect(answers.filter((answer) => answer.at >= (signalledAt as number)).length).toBeGreaterThan(0);
-      expect({ code, signal, stderr: started.stderr() }).toMatchObject({ code: 0, signal: null });
+    const { answers, networkErrors } = load.result;
+    expect(signalledAt, 'the stream reached the signal').toBeDefined();
+    expect(networkErrors.filter((error) => error.at < (signalledAt as number))).toEqual([]);
+    expect(
+      answers.filter((answer) => !isListedAnswer(answer.call)).map((answer) => answer.call),
+      `answers: ${JSON.stringify(tally(answers))}`,
+    ).toEqual([]);
+    // Requests already sent when the signal came were finished, not dropped.
+    expect(answers.filter((answer) => answer.at >= (signalledAt as number)).length).toBeGreaterThan(0);
+    expect({ code, signal, stderr: started.stderr() }).toMatchObject({ code: 0, signal: null });
 
-      // Every user the server answered 201 for is in the database it closed.
-      const answeredUsers = answers.filter((answer) => answer.kind === 'create_user' && answer.call.status === 201);
-      const database = await openDatabase({ databaseUrl, dataDir });
-      try {
-        const rows = await sql<{ count: string | bigint }>`
+    // Every user the server answered 201 for is in the database it closed.
+    const answeredUsers = answers.filter((answer) => answer.kind === 'create_user' && answer.call.status === 201);
+    const database = await openDatabase({ databaseUrl, dataDir });
+    try {
+      const rows = await sql<{ count: string | bigint }>`
           SELECT count(*) AS count FROM users WHERE organization_id = ${organizationId}`.execute(database.db);
-        // One user came from programWithUser; requests cut off mid-flight may have added more.
-        expect(Number(rows.rows[0]?.count)).toBeGreaterThanOrEqual(answeredUsers.length + 1);
-        for (const answer of answeredUsers.slice(0, 20)) {
-          const found = await sql`SELECT 1 FROM users WHERE organization_id = ${organizationId} AND id = ${answer.call.body.id}`.execute(
+      // One user came from programWithUser; requests cut off mid-flight may have added more.
+      expect(Number(rows.rows[0]?.count)).toBeGreaterThanOrEqual(answeredUsers.length + 1);
+      for (const answer of answeredUsers.slice(0, 20)) {
+        const found =
+          await sql`SELECT 1 FROM users WHERE organization_id = ${organizationId} AND id = ${answer.call.body.id}`.execute(
             database.db,
           );
-          expect(found.rows).toHaveLength(1);
-        }
-      } finally {
-        await database.close();
+        expect(found.rows).toHaveLength(1);
       }
-    },
-  );
+    } finally {
+      await database.close();
+    }
+  });
 });
 
 /** The newest PostgreSQL server binaries on this machine (Debian layout), if any. */
@@ -439,6 +477,7 @@ describe.runIf(testDatabaseKind === 'postgres')('PostgreSQL restarted under load
     const org = await newOrganization(running);
     const { programId, userId } = await programWithUser(org.call, 50_000, 10_000);
 
+    const retriedKey = randomUUID();
     let stopped = false;
     const load = startLoad(org.call, programId, { stop: () => stopped, stopOnNetworkError: () => false });
     try {
@@ -460,13 +499,20 @@ describe.runIf(testDatabaseKind === 'postgres')('PostgreSQL restarted under load
       expect(down.headers.get('retry-after')).toBe(String(serviceUnavailableRetryAfterSeconds));
       const rejected = await client(running.baseUrl, 'sk_never_seen_before_so_not_cached')('GET', '/v1/programs');
       expect(rejected.status).toBe(503);
+      const writeDown = await org.call('POST', '/v1/users', {}, { 'Idempotency-Key': retriedKey });
+      expect(writeDown.status).toBe(503);
+      expect(writeDown.body.error.code).toBe('service_unavailable');
 
       // Back: the same process serves again, reads and writes, money included.
       cluster.start();
       const upAt = Date.now();
-      await waitFor('/readyz to be 200 again', async () => (await client(running.baseUrl)('GET', '/readyz')).status === 200);
-      await waitFor('successes under load after the restart', () =>
-        load.result.answers.filter((answer) => answer.at > upAt && answer.call.status < 300).length >= 50,
+      await waitFor(
+        '/readyz to be 200 again',
+        async () => (await client(running.baseUrl)('GET', '/readyz')).status === 200,
+      );
+      await waitFor(
+        'successes under load after the restart',
+        () => load.result.answers.filter((answer) => answer.at > upAt && answer.call.status < 300).length >= 50,
       );
     } finally {
       stopped = true;
@@ -481,6 +527,10 @@ describe.runIf(testDatabaseKind === 'postgres')('PostgreSQL restarted under load
       expect(call.headers.get('retry-after')).toBe(String(serviceUnavailableRetryAfterSeconds));
     }
     expect((await org.call('GET', `/v1/programs/${programId}`)).status).toBe(200);
+    // The write that failed while the database was down left no claim on its key: the retry runs.
+    const retried = await org.call('POST', '/v1/users', {}, { 'Idempotency-Key': retriedKey });
+    expect(retried.status).toBe(201);
+    expect(retried.headers.get('idempotent-replayed')).toBeNull();
     const reserved = await org.call('POST', '/v1/usertasks', { programId, userId, monetaryValue: 25 });
     expect(reserved.status).toBe(201);
     const program = (await org.call('GET', `/v1/programs/${programId}`)).body;
@@ -491,7 +541,8 @@ describe.runIf(testDatabaseKind === 'postgres')('PostgreSQL restarted under load
     const unavailableUsers = answers.filter((answer) => answer.kind === 'create_user' && answer.call.status === 503);
     const rows = await sql<{ count: string | bigint }>`
       SELECT count(*) AS count FROM users WHERE organization_id = ${org.id}`.execute(running.database.db);
-    const count = Number(rows.rows[0]?.count) - 1;
+    // Less the users of programWithUser and of the retried request.
+    const count = Number(rows.rows[0]?.count) - 2;
     expect(count).toBeGreaterThanOrEqual(answeredUsers.length);
     expect(count).toBeLessThanOrEqual(answeredUsers.length + unavailableUsers.length);
   });

@@ -41,6 +41,8 @@ export type UserTask = Schemas['UserTask'];
 /** The funding of a participant's card for a verified milestone. */
 export type Disbursement = Schemas['Disbursement'];
 /** The error envelope every failed request answers with. */
+/** Something that happened, with the resource as the API presented it right after. */
+export type Event = Schemas['Event'];
 export type ErrorBody = Schemas['Error'];
 /** The closed list of error codes the API answers with. */
 export type ApiErrorCode = ErrorBody['error']['code'];
@@ -82,6 +84,8 @@ export type UserTaskList = ResultOf<operations['listUserTasks']>;
 export type UserTaskCompleteParams = BodyOf<operations['completeUserTask']>;
 export type DisbursementListParams = QueryOf<operations['listDisbursements']>;
 export type DisbursementList = ResultOf<operations['listDisbursements']>;
+export type EventListParams = QueryOf<operations['listEvents']>;
+export type EventList = ResultOf<operations['listEvents']>;
 
 type TaskAssignmentPath = operations['assignTask']['parameters']['path'];
 
@@ -1061,6 +1065,61 @@ export class Disbursements {
   }
 }
 
+/** What happened in your organization, newest first: every state change appends events. */
+export class Events {
+  readonly #transport: Transport;
+
+  /**
+   * Reached through a client; not built directly.
+   *
+   * @example
+   * ```ts
+   * const events = new Tranche({ apiKey: 'sk_test', baseUrl: 'http://127.0.0.1:3000' }).events;
+   * ```
+   */
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * Lists events, newest first, one page at a time; filter by `type` and `createdAfter`.
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.events.list({ type: 'usertask.completed', limit: 10 });
+   * ```
+   */
+  async list(params: EventListParams = {}, options?: RequestOptions): Promise<EventList> {
+    return this.#transport.send({ method: 'GET', path: '/v1/events', query: params, options });
+  }
+
+  /**
+   * Every event matching the filters, fetching pages as the loop goes.
+   *
+   * @example
+   * ```ts
+   * for await (const event of tranche.events.listAll({ createdAfter: '2026-11-25T00:00:00.000Z' })) {
+   *   console.log(event.type, event.data.object);
+   * }
+   * ```
+   */
+  listAll(params: EventListParams = {}, options: PaginationOptions = {}): AsyncGenerator<Event, void, undefined> {
+    return paginate((page, pageOptions) => this.list(page, pageOptions), params, options);
+  }
+
+  /**
+   * Retrieves an event.
+   *
+   * @example
+   * ```ts
+   * const event = await tranche.events.retrieve('evt_123');
+   * ```
+   */
+  async retrieve(id: string, options?: RequestOptions): Promise<Event> {
+    return this.#transport.send({ method: 'GET', path: `/v1/events/${segment(id, 'id')}`, options });
+  }
+}
+
 /**
  * The Tranche API client.
  *
@@ -1081,6 +1140,7 @@ export class Tranche {
   readonly tasks: Tasks;
   readonly userTasks: UserTasks;
   readonly disbursements: Disbursements;
+  readonly events: Events;
   readonly #transport: Transport;
 
   /**
@@ -1103,6 +1163,7 @@ export class Tranche {
     this.tasks = new Tasks(this.#transport);
     this.userTasks = new UserTasks(this.#transport);
     this.disbursements = new Disbursements(this.#transport);
+    this.events = new Events(this.#transport);
   }
 
   /**

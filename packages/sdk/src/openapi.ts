@@ -480,7 +480,10 @@ export interface components {
              * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
              */
             id: string;
-            /** @enum {string} */
+            /**
+             * @description The kind of object: always `program`.
+             * @enum {string}
+             */
             object: "program";
             /**
              * @description Name shown to operators.
@@ -584,7 +587,10 @@ export interface components {
              * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
              */
             id: string;
-            /** @enum {string} */
+            /**
+             * @description The kind of object: always `user`.
+             * @enum {string}
+             */
             object: "user";
             /**
              * @description Your id for this person; unique in your organization.
@@ -644,7 +650,10 @@ export interface components {
             updatedAt: string;
         };
         Enrollment: {
-            /** @enum {string} */
+            /**
+             * @description The kind of object: always `enrollment`.
+             * @enum {string}
+             */
             object: "enrollment";
             /**
              * @description Program id.
@@ -676,7 +685,10 @@ export interface components {
              * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
              */
             id: string;
-            /** @enum {string} */
+            /**
+             * @description The kind of object: always `task`.
+             * @enum {string}
+             */
             object: "task";
             /**
              * @description Program the milestone belongs to.
@@ -733,7 +745,10 @@ export interface components {
              * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
              */
             id: string;
-            /** @enum {string} */
+            /**
+             * @description The kind of object: always `user_task`.
+             * @enum {string}
+             */
             object: "user_task";
             /**
              * @description Program id.
@@ -822,7 +837,10 @@ export interface components {
              * @example dsb_01jd8n3q7v0c4x2m5k9e6t1hzr
              */
             id: string;
-            /** @enum {string} */
+            /**
+             * @description The kind of object: always `disbursement`.
+             * @enum {string}
+             */
             object: "disbursement";
             /**
              * @description The verified milestone this pays for.
@@ -872,7 +890,10 @@ export interface components {
              * @example evt_01jd8n3q7v0c4x2m5k9e6t1hzr
              */
             id: string;
-            /** @enum {string} */
+            /**
+             * @description The kind of object: always `event`.
+             * @enum {string}
+             */
             object: "event";
             /**
              * @description What happened, as `resource.verb`.
@@ -997,7 +1018,10 @@ export interface operations {
                          * @example org_01jd8n3q7v0c4x2m5k9e6t1hzr
                          */
                         id: string;
-                        /** @enum {string} */
+                        /**
+                         * @description The kind of object: always `organization`.
+                         * @enum {string}
+                         */
                         object: "organization";
                         /** @description Organization name. */
                         name: string;
@@ -1104,6 +1128,10 @@ export interface operations {
                  * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
                  */
                 cursor?: string;
+                /**
+                 * @description Only programs in this status.
+                 * @example active
+                 */
                 status?: "active" | "paused" | "closed";
             };
             header?: never;
@@ -2060,6 +2088,7 @@ export interface operations {
                              */
                             returned: number;
                         };
+                        /** @description The program’s pool, in_transit and disbursed accounts, and the organization’s funding account. */
                         accounts: {
                             /** @description Account id. */
                             id: string;
@@ -2201,6 +2230,10 @@ export interface operations {
                  * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
                  */
                 cursor?: string;
+                /**
+                 * @description Only the participant with this externalId.
+                 * @example emp-1842
+                 */
                 externalId?: string;
             };
             header?: never;
@@ -2663,6 +2696,10 @@ export interface operations {
                  * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
                  */
                 cursor?: string;
+                /**
+                 * @description Only enrollments in this status.
+                 * @example active
+                 */
                 status?: "active" | "dismissed";
             };
             header?: never;
@@ -3643,6 +3680,10 @@ export interface operations {
                  * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
                  */
                 taskId?: string;
+                /**
+                 * @description Only user tasks in this status.
+                 * @example assigned
+                 */
                 status?: "assigned" | "pending_approval" | "completed" | "funded" | "cancelled" | "expired" | "funding_failed";
             };
             header?: never;
@@ -4195,6 +4236,10 @@ export interface operations {
                  * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
                  */
                 userTaskId?: string;
+                /**
+                 * @description Only disbursements in this status.
+                 * @example pending
+                 */
                 status?: "awaiting_card" | "pending" | "processing" | "settled" | "failed";
             };
             header?: never;
@@ -4360,6 +4405,10 @@ export interface operations {
                  * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
                  */
                 cursor?: string;
+                /**
+                 * @description Only events of this type.
+                 * @example usertask.completed
+                 */
                 type?: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "disbursement.created";
                 /**
                  * @description Only events created after this instant. ISO 8601, UTC.

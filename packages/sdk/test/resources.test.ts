@@ -114,6 +114,15 @@ describe('tasks and user tasks', () => {
     expect((await tranche.userTasks.list({ programId: program.id, status: 'cancelled' })).data).toHaveLength(1);
     const [disbursement] = (await tranche.disbursements.list({ userTaskId: first.id })).data;
     expect(disbursement).toMatchObject({ userTaskId: first.id, amount: 120.25 });
+
+    const [completedEvent] = (await tranche.events.list({ type: 'usertask.completed', limit: 1 })).data;
+    expect(completedEvent).toMatchObject({ object: 'event', type: 'usertask.completed', data: { object: partial } });
+    expect(await tranche.events.retrieve(completedEvent?.id ?? '')).toEqual(completedEvent);
+    const cancellations: string[] = [];
+    for await (const event of tranche.events.listAll({ type: 'usertask.cancelled', limit: 1 })) {
+      cancellations.push((event.data.object as { id: string }).id);
+    }
+    expect(cancellations).toContain(second.id);
   });
 });
 

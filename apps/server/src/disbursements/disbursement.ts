@@ -46,7 +46,7 @@ export function disbursementOf(row: DisbursementRow): Disbursement {
 export const DisbursementSchema = Type.Object(
   {
     id: Id('dsb', 'Disbursement id.'),
-    object: Type.Literal('disbursement'),
+    object: Type.Literal('disbursement', { description: 'The kind of object: always `disbursement`.' }),
     userTaskId: Id('ut', 'The verified milestone this pays for.'),
     programId: Id('prg', 'Program.'),
     userId: Id('usr', 'Participant.'),

@@ -24,7 +24,9 @@ export function disbursementRoutes(app: App, deps: { db: Db }): void {
           programId: Type.Optional(Id('prg', 'Only this program.')),
           userId: Type.Optional(Id('usr', 'Only this participant.')),
           userTaskId: Type.Optional(Id('ut', 'Only this milestone.')),
-          status: Type.Optional(OneOf(disbursementStatuses)),
+          status: Type.Optional(
+            OneOf(disbursementStatuses, { description: 'Only disbursements in this status.', examples: ['pending'] }),
+          ),
         }),
         response: { 200: ListOf(DisbursementRef, 'A page of disbursements.'), ...errorResponses() },
       },

@@ -34,7 +34,7 @@ export function enrollmentOf(row: {
 
 export const EnrollmentSchema = Type.Object(
   {
-    object: Type.Literal('enrollment'),
+    object: Type.Literal('enrollment', { description: 'The kind of object: always `enrollment`.' }),
     programId: Id('prg', 'Program id.'),
     userId: Id('usr', 'User id.'),
     status: OneOf(enrollmentStatuses, { description: 'Enrollment status.' }),

@@ -24,7 +24,9 @@ export function enrollmentRoutes(app: App, deps: { db: Db }): void {
         params: Type.Object({ id: Id('prg', 'Program id.') }),
         querystring: Type.Object({
           ...ListQuery,
-          status: Type.Optional(OneOf(enrollmentStatuses)),
+          status: Type.Optional(
+            OneOf(enrollmentStatuses, { description: 'Only enrollments in this status.', examples: ['active'] }),
+          ),
         }),
         response: { 200: ListOf(EnrollmentRef, 'A page of enrollments.'), ...errorResponses() },
       },

@@ -8,7 +8,7 @@ import { defaultPageSize, errorResponses, Id, ListOf, ListQuery, OneOf, Timestam
 const EventSchema = Type.Object(
   {
     id: Id('evt', 'Event id.'),
-    object: Type.Literal('event'),
+    object: Type.Literal('event', { description: 'The kind of object: always `event`.' }),
     type: OneOf(eventTypes, { description: 'What happened, as `resource.verb`.', examples: ['usertask.completed'] }),
     createdAt: Timestamp('When the change was committed.'),
     data: Type.Object(
@@ -49,7 +49,9 @@ export function eventRoutes(app: App, deps: { db: Db }): void {
           'Every state change appends events in the transaction of the change. Filter by `type` and by `createdAfter`.',
         querystring: Type.Object({
           ...ListQuery,
-          type: Type.Optional(OneOf(eventTypes)),
+          type: Type.Optional(
+            OneOf(eventTypes, { description: 'Only events of this type.', examples: ['usertask.completed'] }),
+          ),
           createdAfter: Type.Optional(Timestamp('Only events created after this instant.')),
         }),
         response: { 200: ListOf(EventRef, 'A page of events.'), ...errorResponses() },

@@ -29,7 +29,7 @@ export function organizationRoutes(app: App, deps: { db: Db }): void {
         response: {
           201: Type.Object({
             id: Id('org', 'Organization id.'),
-            object: Type.Literal('organization'),
+            object: Type.Literal('organization', { description: 'The kind of object: always `organization`.' }),
             name: Type.String({ description: 'Organization name.' }),
             apiKey: Type.String({
               description: 'Secret API key; store it now, it is not shown again.',

@@ -1,8 +1,8 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ConnectionError, FastifyRequest } from 'fastify';
+import type { ConnectionError, FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, type ErrorCode, errorStatuses } from './errors.js';
-import type { App } from './http.js';
+import { type App, sendError } from './http.js';
 import { newId } from './ids.js';
 
 /**
@@ -183,6 +183,26 @@ export const dateFormats = {
 } as const;
 
 /**
+ * Answers the errors Fastify's router raises before any hook runs, with our envelope (through the
+ * error handler) instead of Fastify's own body and its statuses outside the closed list: a path
+ * that does not decode (`%zz`, `%ED%A0%80`), or a path parameter longer than the router keeps
+ * (`414`). Neither can name an object, so both are a `400 validation_error`.
+ */
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  // The router answers before the hooks run (and before the error handler is in reach), so the
+  // envelope and the request id header are written here.
+  reply.header('X-Request-Id', request.id);
+  if (error.code === 'FST_ERR_BAD_URL') {
+    sendError(reply, 'validation_error', 'The path is not a valid URL: % must start an escape of UTF-8');
+  } else if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    sendError(reply, 'validation_error', 'A path parameter is longer than any id');
+  } else {
+    request.log.error({ err: error }, 'router failed');
+    sendError(reply, 'internal_error', 'Something went wrong on our side; the request changed nothing');
+  }
+}
+
+/**
  * Answers a request Node's HTTP parser refused before Fastify saw it (a NUL or control character
  * in a header, a malformed request line, headers past Node's size limit) with our error envelope
  * instead of Fastify's own body, which carries no `error.code` from the closed list.
@@ -196,6 +216,7 @@ export function answerClientError(error: ConnectionError, socket: Socket): void 
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? ['validation_error', 'The request did not arrive in time']
         : ['validation_error', 'The request is not valid HTTP/1.1'];
+  // No request or reply exists yet: the envelope `sendError` writes, written by hand.
   const requestId = newId('request');
   const status = errorStatuses[code];
   const body = JSON.stringify({ error: { code, message, requestId } });

@@ -59,7 +59,10 @@ export function programLedgerRoutes(app: App, deps: { db: Db }): void {
             programId: Id('prg', 'Program id.'),
             totalAwardPool: BalanceDollars('Everything ever funded into the pool.', 50000),
             balances: ProgramSchema.properties.balances,
-            accounts: Type.Array(AccountSchema),
+            accounts: Type.Array(AccountSchema, {
+              description:
+                'The program’s pool, in_transit and disbursed accounts, and the organization’s funding account.',
+            }),
             transfers: ListOf(TransferSchema, 'A page of transfers.'),
           }),
           ...errorResponses(),

@@ -146,7 +146,7 @@ export async function listPrograms(
 export const ProgramSchema = Type.Object(
   {
     id: Id('prg', 'Program id.'),
-    object: Type.Literal('program'),
+    object: Type.Literal('program', { description: 'The kind of object: always `program`.' }),
     name: Type.String({ description: 'Name shown to operators.', examples: ['OSHA completion funding'] }),
     description: Nullable(Type.String({ description: 'Longer description.' })),
     programType: Nullable(Type.String({ description: 'Your own classification.', examples: ['workforce'] })),

@@ -110,7 +110,9 @@ export function programRoutes(app: App, deps: { db: Db }): void {
         summary: 'List programs, newest first',
         querystring: Type.Object({
           ...ListQuery,
-          status: Type.Optional(OneOf(programStatuses)),
+          status: Type.Optional(
+            OneOf(programStatuses, { description: 'Only programs in this status.', examples: ['active'] }),
+          ),
         }),
         response: { 200: ListOf(ProgramRef, 'A page of programs.'), ...errorResponses() },
       },

@@ -49,7 +49,7 @@ export function taskOf(row: TaskRow): Task {
 export const TaskSchema = Type.Object(
   {
     id: Id('tsk', 'Task id.'),
-    object: Type.Literal('task'),
+    object: Type.Literal('task', { description: 'The kind of object: always `task`.' }),
     programId: Id('prg', 'Program the milestone belongs to.'),
     name: Type.String({ description: 'Milestone name.', examples: ['OSHA 10 certificate'] }),
     description: Nullable(Type.String({ description: 'What the participant must do.' })),

@@ -62,7 +62,16 @@ export function userRoutes(app: App, deps: { db: Db }): void {
       schema: {
         tags: ['users'],
         summary: 'List participants, newest first',
-        querystring: Type.Object({ ...ListQuery, externalId: Type.Optional(Type.String({ maxLength: 200 })) }),
+        querystring: Type.Object({
+          ...ListQuery,
+          externalId: Type.Optional(
+            Type.String({
+              maxLength: 200,
+              description: 'Only the participant with this externalId.',
+              examples: ['emp-1842'],
+            }),
+          ),
+        }),
         response: { 200: ListOf(UserRef, 'A page of users.'), ...errorResponses() },
       },
     },

@@ -51,7 +51,7 @@ export function userOf(row: UserRow): User {
 export const UserSchema = Type.Object(
   {
     id: Id('usr', 'User id.'),
-    object: Type.Literal('user'),
+    object: Type.Literal('user', { description: 'The kind of object: always `user`.' }),
     externalId: Nullable(
       Type.String({ description: 'Your id for this person; unique in your organization.', examples: ['emp-1842'] }),
     ),

@@ -109,7 +109,9 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
           programId: Type.Optional(Id('prg', 'Only this program.')),
           userId: Type.Optional(Id('usr', 'Only this participant.')),
           taskId: Type.Optional(Id('tsk', 'Only this task.')),
-          status: Type.Optional(OneOf(userTaskStatuses)),
+          status: Type.Optional(
+            OneOf(userTaskStatuses, { description: 'Only user tasks in this status.', examples: ['assigned'] }),
+          ),
         }),
         response: { 200: ListOf(UserTaskRef, 'A page of user tasks.'), ...errorResponses() },
       },

@@ -107,7 +107,7 @@ export async function listUserTasks(db: Db, organizationId: string, filter: User
 export const UserTaskSchema = Type.Object(
   {
     id: Id('ut', 'User task id.'),
-    object: Type.Literal('user_task'),
+    object: Type.Literal('user_task', { description: 'The kind of object: always `user_task`.' }),
     programId: Id('prg', 'Program id.'),
     userId: Id('usr', 'Participant.'),
     taskId: Nullable(Id('tsk', 'The task assigned, or null for a one-off milestone.')),
