@@ -3,6 +3,7 @@ import { fail, ok, type Result } from '../platform/errors.js';
 import { findProgram } from '../programs/program.js';
 import { lockProgram, releaseRound } from '../programs/service.js';
 import { getUser } from '../users/service.js';
+import { openUserTaskStatuses } from '../usertasks/usertask.js';
 import type { UnitOfWork } from '../work/unit.js';
 import { type Enrollment, type EnrollmentStatus, enrollmentOf, presentEnrollment } from './enrollment.js';
 
@@ -69,6 +70,25 @@ export async function takeSeat(
     .returningAll()
     .executeTakeFirst();
   if (seated === undefined) return ok(null);
+  // A participant dismissed with more open user tasks than one round releases comes back only
+  // once the release job has finished; otherwise the job could not tell their old milestones
+  // from the new ones. (A brand-new enrollment has no user tasks.)
+  const leftOpen = await tx
+    .selectFrom('user_tasks')
+    .select('id')
+    .where('organization_id', '=', organizationId)
+    .where('program_id', '=', programId)
+    .where('user_id', '=', userId)
+    .where('status', 'in', openUserTaskStatuses)
+    .limit(1)
+    .executeTakeFirst();
+  if (leftOpen !== undefined) {
+    return fail(
+      'invalid_state',
+      `User ${userId}'s dismissal from program ${programId} is still releasing reservations; try again shortly`,
+      'userId',
+    );
+  }
   const counted = await tx
     .updateTable('programs')
     .set((eb) => ({ participant_count: eb('participant_count', '+', 1) }))

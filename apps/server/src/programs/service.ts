@@ -3,6 +3,7 @@ import { assert, fail, ok, type Result } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
 import { defineJob, type JobRequest, jobRequest } from '../platform/jobs.js';
 import { releaseOpenUserTasks } from '../usertasks/transitions.js';
+import { openUserTaskStatuses } from '../usertasks/usertask.js';
 import { runUnit, systemContext } from '../work/runner.js';
 import type { UnitOfWork } from '../work/unit.js';
 import { findProgram, type Program, type ProgramStatus, presentProgram } from './program.js';
@@ -274,11 +275,19 @@ export async function releaseRound(
   scope: ReleaseScope,
   reason: string,
 ): Promise<void> {
-  const released = await releaseOpenUserTasks(unit, scope, reason, releaseBatchSize);
-  if (released === releaseBatchSize) unit.enqueue(releaseOpenJobRequest({ ...scope, reason }));
+  await releaseOpenUserTasks(unit, scope, reason, releaseBatchSize);
+  if (program.status === 'closed') {
+    // Voids pass a frozen pool, but the return is a debit: thaw inside this transaction. The
+    // UPDATE takes the pool's lock, so from here on no reservation commits unseen: one that
+    // committed before it is visible to the next statement, one that did not will find the
+    // pool frozen again when this unit commits.
+    await setPoolFrozen(unit.tx, unit.organizationId, program.pool_account_id, false);
+  }
+  // Not "the round was full": rows another unit completed meanwhile are skipped (a short round
+  // with more left), and a reservation can commit after the round's snapshot. What is still
+  // open now is the next round's.
+  if (await hasOpenUserTasks(unit, scope)) unit.enqueue(releaseOpenJobRequest({ ...scope, reason }));
   if (program.status !== 'closed') return;
-  // Voids pass a frozen pool, but the return is a debit: thaw inside this transaction.
-  await setPoolFrozen(unit.tx, unit.organizationId, program.pool_account_id, false);
   await unit.flushLedger();
   const { balances } = await reread(unit, program.id);
   if (balances.availableCents > 0n) {
@@ -297,6 +306,18 @@ export async function releaseRound(
     await unit.flushLedger();
   }
   await setPoolFrozen(unit.tx, unit.organizationId, program.pool_account_id, true);
+}
+
+async function hasOpenUserTasks(unit: UnitOfWork, scope: ReleaseScope): Promise<boolean> {
+  let query = unit.tx
+    .selectFrom('user_tasks')
+    .select('id')
+    .where('organization_id', '=', unit.organizationId)
+    .where('program_id', '=', scope.programId)
+    .where('status', 'in', openUserTaskStatuses)
+    .limit(1);
+  if (scope.userId !== undefined) query = query.where('user_id', '=', scope.userId);
+  return (await query.executeTakeFirst()) !== undefined;
 }
 
 export interface ReleaseOpenPayload extends ReleaseScope {
@@ -329,6 +350,19 @@ function releaseOpenJobRequest(payload: ReleaseOpenPayload): JobRequest {
 
 /** The job's work: lock the program first (the global lock order), then one more round. */
 export async function continueRelease(unit: UnitOfWork, payload: ReleaseOpenPayload): Promise<Result<null>> {
+  if (payload.userId !== undefined) {
+    // A dismissal's rounds: the enrollment first (the global lock order). A participant seated
+    // again has nothing left from before (re-seating waits for this job), so nothing to release.
+    const enrollment = await unit.tx
+      .selectFrom('enrollments')
+      .select('status')
+      .where('organization_id', '=', unit.organizationId)
+      .where('program_id', '=', payload.programId)
+      .where('user_id', '=', payload.userId)
+      .forUpdate()
+      .executeTakeFirst();
+    if (enrollment?.status === 'active') return ok(null);
+  }
   const program = await lockProgram(unit.tx, unit.organizationId, payload.programId);
   assert(program !== undefined, `release job names program ${payload.programId}, which does not exist`);
   await releaseRound(unit, program, payload, payload.reason);
