@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import type { Db } from './db.js';
 import { newId } from './ids.js';
 
@@ -40,18 +40,27 @@ export interface StoredEvent {
   data: { object: unknown };
 }
 
-/** Writes a unit's events in one statement; the sequence keeps their order. */
+/**
+ * Writes a unit's events in one statement; the sequence keeps their order. `alongside` is another
+ * write of the unit (its stored idempotent response) sent in the same statement, as a
+ * data-modifying CTE: one round trip instead of two on every request.
+ */
 export async function writeEvents(
   tx: Db,
   context: { organizationId: string; requestId: string | null; actor: string; now: Date },
   drafts: readonly { type: EventType; object: unknown }[],
+  alongside?: RawBuilder<unknown>,
 ): Promise<void> {
-  if (drafts.length === 0) return;
+  if (drafts.length === 0) {
+    if (alongside !== undefined) await alongside.execute(tx);
+    return;
+  }
   const rows = drafts.map(
     (draft) =>
       sql`(${context.organizationId}, ${newId('event')}, ${draft.type}, ${JSON.stringify({ object: draft.object })}::jsonb, ${context.requestId}, ${context.actor}, ${context.now.toISOString()}::timestamptz)`,
   );
-  await sql`INSERT INTO events (organization_id, id, type, data, request_id, actor, created_at)
+  const before = alongside === undefined ? sql`` : sql`WITH alongside AS (${alongside}) `;
+  await sql`${before}INSERT INTO events (organization_id, id, type, data, request_id, actor, created_at)
     VALUES ${sql.join(rows)}`.execute(tx);
 }
 

@@ -1,3 +1,4 @@
+import { type RawBuilder, sql } from 'kysely';
 import type { Db } from './db.js';
 import { fail, ok, type Result } from './errors.js';
 
@@ -72,12 +73,12 @@ export async function claimIdempotencyKey(
   return ok({ status: stored.response_status, body: stored.response_body });
 }
 
-/** Stores the response of a claimed key, in the same transaction as the work it answers for. */
-export async function storeIdempotentResponse(tx: Db, claim: IdempotencyClaim, response: StoredResponse) {
-  await tx
-    .updateTable('idempotency_keys')
-    .set({ response_status: response.status, response_body: JSON.stringify(response.body) })
-    .where('scope', '=', claim.scope)
-    .where('key', '=', claim.key)
-    .execute();
+/**
+ * The statement that stores the response of a claimed key, for the runner to send in the same
+ * round trip as the unit's events (see `writeEvents`).
+ */
+export function storeIdempotentResponse(claim: IdempotencyClaim, response: StoredResponse): RawBuilder<unknown> {
+  return sql`UPDATE idempotency_keys
+    SET response_status = ${response.status}, response_body = ${JSON.stringify(response.body)}::jsonb
+    WHERE scope = ${claim.scope} AND key = ${claim.key}`;
 }

@@ -18,6 +18,9 @@ import { newId } from './ids.js';
  *   thousand levels and PostgreSQL's `jsonb` parser at about twenty thousand, both within the
  *   body limit; no field of ours needs more than a handful of levels.
  * - Dates outside years 0001–9999 or not on the calendar: see `isDateTime`.
+ *
+ * Requests refused before Fastify's hooks run (by Node's HTTP parser or Fastify's router) are
+ * answered with the same envelope and closed list: see `answerClientError`, `answerFrameworkError`.
  */
 
 /** Deepest nesting of objects and arrays accepted anywhere in a body, in levels; the body itself is level 1. */
@@ -183,10 +186,10 @@ export const dateFormats = {
 } as const;
 
 /**
- * Answers the errors Fastify's router raises before any hook runs, with our envelope (through the
- * error handler) instead of Fastify's own body and its statuses outside the closed list: a path
- * that does not decode (`%zz`, `%ED%A0%80`), or a path parameter longer than the router keeps
- * (`414`). Neither can name an object, so both are a `400 validation_error`.
+ * Answers the errors Fastify's router raises before any hook runs with our envelope, instead of
+ * Fastify's own body and statuses outside the closed list: a path that does not decode (`%zz`,
+ * `%ED%A0%80`), or a path parameter longer than the router keeps (its `414`). Neither can name an
+ * object, so both are a `400 validation_error`.
  */
 export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   // The router answers before the hooks run (and before the error handler is in reach), so the
@@ -202,6 +205,15 @@ export function answerFrameworkError(error: FastifyError, request: FastifyReques
   }
 }
 
+function clientErrorAnswer(parserCode: string | undefined): [ErrorCode, string] {
+  if (parserCode === 'HPE_HEADER_OVERFLOW') {
+    return ['payload_too_large', 'Request headers are larger than this server accepts'];
+  }
+  // The closed list has no 408: a request that never finished arriving is bad input.
+  if (parserCode === 'ERR_HTTP_REQUEST_TIMEOUT') return ['validation_error', 'The request did not arrive in time'];
+  return ['validation_error', 'The request is not valid HTTP/1.1'];
+}
+
 /**
  * Answers a request Node's HTTP parser refused before Fastify saw it (a NUL or control character
  * in a header, a malformed request line, headers past Node's size limit) with our error envelope
@@ -210,12 +222,7 @@ export function answerFrameworkError(error: FastifyError, request: FastifyReques
 export function answerClientError(error: ConnectionError, socket: Socket): void {
   // The client is gone: there is no one to answer.
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const [code, message]: [ErrorCode, string] =
-    error.code === 'HPE_HEADER_OVERFLOW'
-      ? ['payload_too_large', 'Request headers are larger than this server accepts']
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? ['validation_error', 'The request did not arrive in time']
-        : ['validation_error', 'The request is not valid HTTP/1.1'];
+  const [code, message] = clientErrorAnswer(error.code);
   // No request or reply exists yet: the envelope `sendError` writes, written by hand.
   const requestId = newId('request');
   const status = errorStatuses[code];

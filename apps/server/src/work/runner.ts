@@ -70,13 +70,13 @@ export async function runUnitIn<T>(
   }
   const result = await work(unit);
   if (!result.ok) throw new UnitFailure(result.failure);
-  if (idempotency !== undefined) {
-    await storeIdempotentResponse(tx, idempotency.claim, idempotency.respond(result.value));
-  }
   await writeEvents(
     tx,
     { organizationId: unit.organizationId, requestId: unit.requestId, actor: actorName(unit.actor), now },
     unit.takeEvents(),
+    idempotency === undefined
+      ? undefined
+      : storeIdempotentResponse(idempotency.claim, idempotency.respond(result.value)),
   );
   await enqueueJobs(tx, unit.takeJobs(), now);
   // Last: the money. A refusal rolls back everything above, the stored response included.
