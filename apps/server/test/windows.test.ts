@@ -290,3 +290,24 @@ describe('an assignment expires with the first of its windows to end', () => {
     expect(assigned.body.expiresAt).toBeNull();
   });
 });
+
+describe('timestamps at the edges of what is accepted', () => {
+  it('round-trip exactly for years 0001–0099 and 9999, on both databases', async () => {
+    for (const [startsAt, endsAt] of [
+      ['0001-01-01T00:00:00.000Z', '0050-06-15T12:30:00.000Z'],
+      ['0099-12-31T23:59:59.999Z', '9999-12-31T23:59:59.999Z'],
+    ] as const) {
+      const created = await org.call('POST', '/v1/programs', {
+        name: 'Edges',
+        totalAwardPool: 1,
+        maxParticipants: 1,
+        startsAt,
+        endsAt,
+      });
+      expect(created.status).toBe(201);
+      expect([created.body.startsAt, created.body.endsAt]).toEqual([startsAt, endsAt]);
+      const read = await org.call('GET', `/v1/programs/${created.body.id}`);
+      expect([read.body.startsAt, read.body.endsAt]).toEqual([startsAt, endsAt]);
+    }
+  });
+});

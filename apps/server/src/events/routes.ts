@@ -23,13 +23,18 @@ const EventSchema = Type.Object(
   { $id: 'Event' },
 );
 
+/** The largest value of the bigint `sequence` column. */
+const maxSequence = 2n ** 63n - 1n;
+
 /** A page cursor names the sequence of the page's last event. */
 function sequenceOf(cursor: string | undefined): bigint | undefined {
   const after = decodeCursor(cursor);
   if (after === undefined) return undefined;
-  if (!/^[0-9]{1,19}$/.test(after))
+  const sequence = /^[0-9]{1,19}$/.test(after) ? BigInt(after) : undefined;
+  if (sequence === undefined || sequence > maxSequence) {
     throw new ApiError('validation_error', 'cursor is not one this API returned', 'cursor');
-  return BigInt(after);
+  }
+  return sequence;
 }
 
 export function eventRoutes(app: App, deps: { db: Db }): void {

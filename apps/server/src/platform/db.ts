@@ -35,6 +35,15 @@ export const databaseConnectTimeoutMs = 5_000;
 const int8Oid = 20;
 const numericOid = 1700;
 const dateOid = 1082;
+const timestamptzOid = 1184;
+
+/**
+ * PGlite's own timestamptz parser reads years 0001–0099 as 19xx. The text PostgreSQL sends
+ * (`0050-01-01 00:00:00.5+00`) becomes ISO 8601, which Date reads right for every year.
+ */
+function parseTimestamptz(value: string): Date {
+  return new Date(value.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00'));
+}
 
 /**
  * Opens PostgreSQL when a URL is given, otherwise the embedded PGlite database in `dataDir`
@@ -82,6 +91,7 @@ export async function openDatabase(options: {
       [int8Oid]: (value: string) => BigInt(value),
       [numericOid]: (value: string) => value,
       [dateOid]: (value: string) => value,
+      [timestamptzOid]: parseTimestamptz,
     },
   });
   const db = new Kysely<Database>({ dialect: new PGliteDialect(client) });

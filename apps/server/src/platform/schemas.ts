@@ -49,6 +49,8 @@ export const NullableTimestamp = (description: string) => Nullable(Timestamp(des
 /** Free-form string pairs a partner keeps on an object; limited in size. */
 export const Metadata = Type.Record(Type.String({ maxLength: 40 }), Type.String({ maxLength: 500 }), {
   maxProperties: 50,
+  // The key schema above shapes the static type only; this is what validation checks.
+  propertyNames: { maxLength: 40 },
   description: 'Up to 50 string pairs of your own.',
   examples: [{ cohort: 'spring-2027' }],
 });
