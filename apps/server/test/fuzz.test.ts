@@ -971,7 +971,12 @@ function urlText(input: unknown, pools: Pools): string {
 }
 
 function targetOf(plan: Plan, pools: Pools): string {
-  let path = plan.operation.path.replace(/\{([^}]+)\}/g, (_, name: string) => urlText(plan.pathValues[name], pools));
+  let path = plan.operation.path.replace(/\{([^}]+)\}/g, (_, name: string) => {
+    const segment = urlText(plan.pathValues[name], pools);
+    // A parameter of "." or ".." would be a dot segment, which the client resolves away before
+    // sending (PATCH /v1/programs/../users/x is PATCH /v1/users/x): send the dots escaped.
+    return segment === '.' || segment === '..' ? segment.replaceAll('.', '%2E') : segment;
+  });
   if (plan.pathStyle === 'trailingSlash') path = `${path}/`;
   if (plan.pathStyle === 'doubleSlash') path = path.replace('/v1/', '/v1//');
   if (plan.pathStyle === 'upperCase') path = path.toUpperCase();
