@@ -304,7 +304,10 @@ async function startServer(options: {
   poolSize: number;
 }): Promise<ServerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'apps/server/src/main.ts', 'serve'], {
+  // TRANCHE_BENCH_CPU_PROFILE_DIR: the server writes a V8 CPU profile there when it exits.
+  const profileDir = process.env.TRANCHE_BENCH_CPU_PROFILE_DIR;
+  const profile = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'apps/server/src/main.ts', 'serve'], {
     cwd: options.repoRoot,
     env: {
       ...process.env,

@@ -9,6 +9,7 @@ import {
   type Call,
   type Client,
   countRows,
+  listAll,
   newOrganization,
   startTestServer,
   type TestServer,
@@ -50,24 +51,6 @@ async function bounded(count: number, concurrency: number, request: (index: numb
     }),
   );
   return answers;
-}
-
-/** Every item of a list endpoint, following `nextCursor`; bounded so a broken cursor cannot loop. */
-// biome-ignore lint/suspicious/noExplicitAny: tests read response bodies of every shape
-async function listAll(call: Client, path: string, maxPages = 50): Promise<any[]> {
-  // biome-ignore lint/suspicious/noExplicitAny: as above
-  const items: any[] = [];
-  let cursor: string | null = null;
-  for (let pages = 0; pages < maxPages; pages++) {
-    const separator = path.includes('?') ? '&' : '?';
-    const url = `${path}${separator}limit=100${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
-    const listed = await call('GET', url);
-    expect(listed.status, `GET ${url}`).toBe(200);
-    items.push(...listed.body.data);
-    if (!listed.body.hasMore) return items;
-    cursor = listed.body.nextCursor;
-  }
-  throw new Error(`${path}: more than ${maxPages} pages`);
 }
 
 /** Jobs of one name for one organization, as the table holds them. */

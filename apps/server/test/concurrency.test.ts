@@ -1,12 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   adminToken,
   type Client,
   client,
+  freePort,
   newOrganization,
   programWithUser,
   startTestServer,
@@ -130,16 +129,6 @@ describe('racing requests on one process', () => {
     expect(program.balances).toEqual({ available: 0, reserved: 0, disbursing: 0, disbursed: 0, returned: 10_000 });
   });
 });
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const address = probe.address();
-  probe.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 const mainScript = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 

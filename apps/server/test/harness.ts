@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import pg from 'pg';
 import { buildApp } from '../src/app.js';
 import { type DatabaseHandle, openDatabase } from '../src/platform/db.js';
@@ -143,4 +145,33 @@ export async function countRows(server: TestServer, table: string, organizationI
     server.database.db,
   );
   return Number(result.rows[0]?.count ?? 0);
+}
+
+/** A TCP port nobody listens on right now, for a server process a test starts. */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  probe.listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const address = probe.address();
+  probe.close();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** Every item of a list endpoint, following `nextCursor`; bounded so a broken cursor cannot loop. */
+// biome-ignore lint/suspicious/noExplicitAny: tests read response bodies of every shape
+export async function listAll(call: Client, path: string, maxPages = 100): Promise<any[]> {
+  // biome-ignore lint/suspicious/noExplicitAny: as above
+  const items: any[] = [];
+  let cursor: string | null = null;
+  for (let pages = 0; pages < maxPages; pages++) {
+    const separator = path.includes('?') ? '&' : '?';
+    const url = `${path}${separator}limit=100${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
+    const listed = await call('GET', url);
+    if (listed.status !== 200) throw new Error(`GET ${url}: ${listed.status} ${JSON.stringify(listed.body)}`);
+    items.push(...listed.body.data);
+    if (!listed.body.hasMore) return items;
+    cursor = listed.body.nextCursor;
+  }
+  throw new Error(`${path}: more than ${maxPages} pages`);
 }

@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +9,8 @@ import {
   type Call,
   type Client,
   client,
+  freePort,
+  listAll,
   newOrganization,
   startTestServer,
   type TestServer,
@@ -135,16 +136,6 @@ function outcomeOf(response: Call): string {
 /** A user task id that was never issued, for a complete or cancel whose assignment was refused. */
 const unknownUserTaskId = 'ut_00000000000000000000000000';
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const address = probe.address();
-  probe.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
 const mainScript = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
 interface ServerProcess {
@@ -183,24 +174,6 @@ async function startProcess(databaseUrl: string): Promise<ServerProcess> {
   }
   child.kill();
   throw new Error(`server process did not become ready: ${stderr.join('')}`);
-}
-
-/** Every item of a list endpoint, following `nextCursor`; bounded so a broken cursor cannot loop. */
-// biome-ignore lint/suspicious/noExplicitAny: tests read response bodies of every shape
-async function listAll(call: Client, path: string, maxPages = 100): Promise<any[]> {
-  // biome-ignore lint/suspicious/noExplicitAny: as above
-  const items: any[] = [];
-  let cursor: string | null = null;
-  for (let pages = 0; pages < maxPages; pages++) {
-    const separator = path.includes('?') ? '&' : '?';
-    const url = `${path}${separator}limit=100${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
-    const listed = await call('GET', url);
-    expect(listed.status, `GET ${url}`).toBe(200);
-    items.push(...listed.body.data);
-    if (!listed.body.hasMore) return items;
-    cursor = listed.body.nextCursor;
-  }
-  throw new Error(`${path}: more than ${maxPages} pages`);
 }
 
 const cents = (dollars: number) => Math.round(dollars * 100);

@@ -1,7 +1,8 @@
-import { sql } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { Db } from '../platform/db.js';
 import { assert } from '../platform/errors.js';
 import { observeLedgerBatch } from '../platform/metrics.js';
+import type { LedgerTransfersTable } from '../platform/schema.js';
 import type { TransferCode, TransferKind } from './kinds.js';
 
 /**
@@ -138,18 +139,7 @@ function nonNegative(account: AccountState): boolean {
   );
 }
 
-function transferOf(row: {
-  id: string;
-  debit_account_id: string;
-  credit_account_id: string;
-  amount_cents: bigint;
-  kind: TransferKind;
-  pending_id: string | null;
-  code: TransferCode;
-  program_id: string;
-  user_task_id: string | null;
-  created_at: Date;
-}): Transfer {
+function transferOf(row: Selectable<LedgerTransfersTable>): Transfer {
   return {
     id: row.id,
     debitAccountId: row.debit_account_id,

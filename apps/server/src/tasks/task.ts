@@ -1,6 +1,8 @@
+import type { Selectable } from 'kysely';
 import { Type } from 'typebox';
 import { dateOf } from '../platform/db.js';
 import { dollars, iso, isoRequired } from '../platform/present.js';
+import type { TasksTable } from '../platform/schema.js';
 import { BalanceDollars, Id, Metadata, Nullable, NullableTimestamp, Timestamp } from '../platform/schemas.js';
 
 /** A milestone of a program, and how the API presents it. */
@@ -18,18 +20,8 @@ export interface Task {
   updatedAt: Date;
 }
 
-type TaskRow = {
-  id: string;
-  program_id: string;
-  name: string;
-  description: string | null;
-  monetary_value_cents: bigint;
-  starts_at: Date | string | null;
-  ends_at: Date | string | null;
-  metadata: unknown;
-  created_at: Date;
-  updated_at: Date;
-};
+/** A row of `tasks` as a query selects it. */
+type TaskRow = Selectable<TasksTable>;
 
 export function taskOf(row: TaskRow): Task {
   return {

@@ -1,5 +1,7 @@
+import type { Selectable } from 'kysely';
 import { Type } from 'typebox';
 import { isoRequired } from '../platform/present.js';
+import type { UsersTable } from '../platform/schema.js';
 import { Id, Metadata, Nullable, Timestamp } from '../platform/schemas.js';
 
 /** A participant and how the API presents them. */
@@ -18,19 +20,8 @@ export interface User {
   updatedAt: Date;
 }
 
-type UserRow = {
-  id: string;
-  external_id: string | null;
-  highnote_account_holder_id: string | null;
-  first_name: string | null;
-  last_name: string | null;
-  email: string | null;
-  phone_number: string | null;
-  date_of_birth: string | null;
-  metadata: unknown;
-  created_at: Date;
-  updated_at: Date;
-};
+/** A row of `users` as a query selects it. */
+type UserRow = Selectable<UsersTable>;
 
 export function userOf(row: UserRow): User {
   return {

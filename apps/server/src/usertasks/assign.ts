@@ -1,9 +1,8 @@
 import { takeSeat } from '../enrollments/service.js';
+import { dateOf } from '../platform/db.js';
 import { fail, ok, type Result } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
-import { findProgram } from '../programs/program.js';
 import { getTask } from '../tasks/service.js';
-import { getUser } from '../users/service.js';
 import type { UnitOfWork } from '../work/unit.js';
 import { onlyRefusal } from './transitions.js';
 import { presentUserTask, type UserTask, userTaskOf } from './usertask.js';
@@ -55,9 +54,36 @@ export async function assign(unit: UnitOfWork, input: AssignInput): Promise<Resu
   if (programId === undefined) return fail('validation_error', 'programId or taskId is required', 'programId');
   if (amountCents === undefined) return fail('validation_error', 'monetaryValue is required', 'monetaryValue');
 
-  const found = await findProgram(tx, organizationId, programId);
-  if (!found.ok) return found;
-  const program = found.value;
+  // One read for what the reservation needs of the program, and whether the participant exists.
+  const found = await tx
+    .selectFrom('programs as p')
+    .select((eb) => [
+      'p.status',
+      'p.starts_at',
+      'p.ends_at',
+      'p.pool_account_id',
+      'p.in_transit_account_id',
+      eb
+        .exists(
+          eb
+            .selectFrom('users as u')
+            .select('u.id')
+            .whereRef('u.organization_id', '=', 'p.organization_id')
+            .where('u.id', '=', input.userId),
+        )
+        .as('user_exists'),
+    ])
+    .where('p.organization_id', '=', organizationId)
+    .where('p.id', '=', programId)
+    .executeTakeFirst();
+  if (found === undefined) return fail('not_found', `No program ${programId}`, 'programId');
+  const program = {
+    status: found.status,
+    startsAt: dateOf(found.starts_at),
+    endsAt: dateOf(found.ends_at),
+    poolAccountId: found.pool_account_id,
+    inTransitAccountId: found.in_transit_account_id,
+  };
   if (program.status !== 'active') {
     return fail('invalid_state', `Program ${programId} is ${program.status}; nothing new is reserved`);
   }
@@ -67,8 +93,7 @@ export async function assign(unit: UnitOfWork, input: AssignInput): Promise<Resu
   if (program.endsAt !== null && program.endsAt <= now) {
     return fail('invalid_state', `Program ${programId} ended at ${program.endsAt.toISOString()}`, 'programId');
   }
-  const user = await getUser(tx, organizationId, input.userId);
-  if (user === undefined) return fail('not_found', `No user ${input.userId}`, 'userId');
+  if (!found.user_exists) return fail('not_found', `No user ${input.userId}`, 'userId');
   const seat = await takeSeat(unit, programId, input.userId);
   if (!seat.ok) return seat;
 
