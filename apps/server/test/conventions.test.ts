@@ -212,6 +212,8 @@ describe('idempotency', () => {
     expect(replay.status).toBe(201);
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
     expect(replay.body).toEqual(first.body);
+    // The very response, field order included, not a re-serialisation of it.
+    expect(JSON.stringify(replay.body)).toBe(JSON.stringify(first.body));
     const reused = await org.call('POST', '/v1/usertasks', { ...body, monetaryValue: 8 }, { 'idempotency-key': key });
     expect(reused.status).toBe(422);
     expect(reused.body.error.code).toBe('idempotency_key_reused');

@@ -83,6 +83,15 @@ describe('events', () => {
       expect(event).toMatchObject({ object: 'event', id: expect.stringMatching(/^evt_/) });
       expect(new Date(event.createdAt).toISOString()).toBe(event.createdAt);
     }
+    // The resource keeps the field order the API presents it in, not the database's.
+    for (const [event, body] of [
+      [created, program.body],
+      [assigned, first.body],
+      [completedEvent, completed.body],
+      [disbursed, disbursement.body],
+    ] as const) {
+      expect(Object.keys(event?.data.object ?? {})).toEqual(Object.keys(body));
+    }
     expect(created?.data.object).toEqual(program.body);
     expect(userCreated?.data.object).toEqual(user.body);
     expect(enrolled?.data.object).toMatchObject({ object: 'enrollment', userId: user.body.id, status: 'active' });

@@ -57,7 +57,7 @@ export async function writeEvents(
   }
   const rows = drafts.map(
     (draft) =>
-      sql`(${context.organizationId}, ${newId('event')}, ${draft.type}, ${JSON.stringify({ object: draft.object })}::jsonb, ${context.requestId}, ${context.actor}, ${context.now.toISOString()}::timestamptz)`,
+      sql`(${context.organizationId}, ${newId('event')}, ${draft.type}, ${JSON.stringify({ object: draft.object })}::json, ${context.requestId}, ${context.actor}, ${context.now.toISOString()}::timestamptz)`,
   );
   const before = alongside === undefined ? sql`` : sql`WITH alongside AS (${alongside}) `;
   await sql`${before}INSERT INTO events (organization_id, id, type, data, request_id, actor, created_at)

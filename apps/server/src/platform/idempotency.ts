@@ -79,6 +79,6 @@ export async function claimIdempotencyKey(
  */
 export function storeIdempotentResponse(claim: IdempotencyClaim, response: StoredResponse): RawBuilder<unknown> {
   return sql`UPDATE idempotency_keys
-    SET response_status = ${response.status}, response_body = ${JSON.stringify(response.body)}::jsonb
+    SET response_status = ${response.status}, response_body = ${JSON.stringify(response.body)}::json
     WHERE scope = ${claim.scope} AND key = ${claim.key}`;
 }

@@ -11,7 +11,8 @@ CREATE TABLE events (
   id text NOT NULL,
   sequence bigint GENERATED ALWAYS AS IDENTITY,
   type text NOT NULL CHECK (type ~ '^[a-z_]+\\.[a-z_]+$'),
-  data jsonb NOT NULL CHECK (jsonb_typeof(data -> 'object') = 'object'),
+  -- json, not jsonb: the resource keeps the exact text and field order the API presented.
+  data json NOT NULL CHECK (json_typeof(data -> 'object') = 'object'),
   request_id text,
   actor text NOT NULL,
   created_at timestamptz NOT NULL,
@@ -35,6 +36,10 @@ CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
 -- those few rows, so the check costs the same whatever the program's history.
 CREATE INDEX ledger_transfers_program_returns ON ledger_transfers (organization_id, program_id)
   INCLUDE (amount_cents) WHERE code = 'program_return';
+
+-- A replay answers with the very response it stored: json keeps its text and field order, where
+-- jsonb would reorder the fields.
+ALTER TABLE idempotency_keys ALTER COLUMN response_body TYPE json USING response_body::json;
 
 -- Expiry claims one organization's due user tasks at a time.
 CREATE INDEX user_tasks_expiring_by_organization ON user_tasks (organization_id, expires_at)
