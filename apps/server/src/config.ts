@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { defaultConcurrency, defaultPollIntervalMs, maxConcurrency } from './worker/worker.js';
 
 /** Everything the process reads from its environment, parsed once at start. */
 export interface Config {
@@ -17,6 +18,9 @@ export interface Config {
   sweepIntervalMs: number;
   /** Connections in the PostgreSQL pool of one process. */
   databasePoolSize: number;
+  /** Jobs one process's worker runs at once, and how often it looks for due jobs. */
+  workerConcurrency: number;
+  workerPollIntervalMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -75,6 +79,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       defaultDatabasePoolSize,
       1,
       500,
+    ),
+    workerConcurrency: parseInteger(
+      'TRANCHE_WORKER_CONCURRENCY',
+      env.TRANCHE_WORKER_CONCURRENCY,
+      defaultConcurrency,
+      1,
+      maxConcurrency,
+    ),
+    workerPollIntervalMs: parseInteger(
+      'TRANCHE_WORKER_POLL_INTERVAL_MS',
+      env.TRANCHE_WORKER_POLL_INTERVAL_MS,
+      defaultPollIntervalMs,
+      10,
+      60_000,
     ),
   };
 }

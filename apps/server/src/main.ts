@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { openDatabase } from './platform/db.js';
 import { migrateToLatest } from './platform/migrate.js';
 import { jobCatalog } from './worker/catalog.js';
-import { defaultConcurrency, defaultPollIntervalMs, startWorker, type Worker } from './worker/worker.js';
+import { startWorker, type Worker } from './worker/worker.js';
 
 const usage = 'usage: tranche <serve|worker|migrate>';
 
@@ -44,8 +44,8 @@ async function main(role: string | undefined): Promise<void> {
   const worker: Worker = startWorker(database.db, {
     catalog: jobCatalog({ sweepIntervalMs: config.sweepIntervalMs }),
     log: app.log,
-    pollIntervalMs: defaultPollIntervalMs,
-    concurrency: defaultConcurrency,
+    pollIntervalMs: config.workerPollIntervalMs,
+    concurrency: config.workerConcurrency,
     keepAlive: role === 'worker',
   });
   const signalledDuringStartup = signals.onSignal(async (signal) => {
