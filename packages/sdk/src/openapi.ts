@@ -482,6 +482,7 @@ export interface components {
             id: string;
             /**
              * @description The kind of object: always `program`.
+             * @example program
              * @enum {string}
              */
             object: "program";
@@ -490,16 +491,25 @@ export interface components {
              * @example OSHA completion funding
              */
             name: string;
-            /** @description Longer description. */
+            /**
+             * @description Longer description.
+             * @example Pays for OSHA 10 and OSHA 30 certificates earned by the spring cohort.
+             */
             description: string | null;
             /**
              * @description Your own classification.
              * @example workforce
              */
             programType: string | null;
-            /** @description Highnote card product the cards are issued from. */
+            /**
+             * @description Highnote card product the cards are issued from.
+             * @example cp_1234
+             */
             cardProductId: string | null;
-            /** @description active ⇄ paused → closed. */
+            /**
+             * @description active ⇄ paused → closed.
+             * @example active
+             */
             status: "active" | "paused" | "closed";
             /**
              * @description Everything ever funded into the pool. Decimal dollars.
@@ -589,6 +599,7 @@ export interface components {
             id: string;
             /**
              * @description The kind of object: always `user`.
+             * @example user
              * @enum {string}
              */
             object: "user";
@@ -652,6 +663,7 @@ export interface components {
         Enrollment: {
             /**
              * @description The kind of object: always `enrollment`.
+             * @example enrollment
              * @enum {string}
              */
             object: "enrollment";
@@ -665,7 +677,10 @@ export interface components {
              * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
              */
             userId: string;
-            /** @description Enrollment status. */
+            /**
+             * @description active counts against the program’s maxParticipants; dismissed does not.
+             * @example active
+             */
             status: "active" | "dismissed";
             /**
              * Format: date-time
@@ -687,6 +702,7 @@ export interface components {
             id: string;
             /**
              * @description The kind of object: always `task`.
+             * @example task
              * @enum {string}
              */
             object: "task";
@@ -700,7 +716,10 @@ export interface components {
              * @example OSHA 10 certificate
              */
             name: string;
-            /** @description What the participant must do. */
+            /**
+             * @description What the participant must do.
+             * @example Complete the OSHA 10-hour construction course and upload the DOL card.
+             */
             description: string | null;
             /**
              * @description Reserved for each assignment. Decimal dollars.
@@ -747,6 +766,7 @@ export interface components {
             id: string;
             /**
              * @description The kind of object: always `user_task`.
+             * @example user_task
              * @enum {string}
              */
             object: "user_task";
@@ -765,9 +785,15 @@ export interface components {
              * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
              */
             taskId: string | null;
-            /** @description Milestone name. */
+            /**
+             * @description Milestone name.
+             * @example OSHA 10 certificate
+             */
             name: string | null;
-            /** @description assigned → completed → funded; cancelled, expired or funding_failed on the side. */
+            /**
+             * @description assigned → completed → funded; cancelled, expired or funding_failed on the side.
+             * @example completed
+             */
             status: "assigned" | "pending_approval" | "completed" | "funded" | "cancelled" | "expired" | "funding_failed";
             /**
              * @description Reserved from the pool at assignment. Decimal dollars.
@@ -784,7 +810,12 @@ export interface components {
              * @example instructor:42
              */
             completedBy: string | null;
-            /** @description What the verifier saw. */
+            /**
+             * @description What the verifier saw.
+             * @example {
+             *       "certificateNumber": "OSHA-10-88231"
+             *     }
+             */
             evidence: {
                 [key: string]: unknown;
             } | null;
@@ -839,6 +870,7 @@ export interface components {
             id: string;
             /**
              * @description The kind of object: always `disbursement`.
+             * @example disbursement
              * @enum {string}
              */
             object: "disbursement";
@@ -862,9 +894,15 @@ export interface components {
              * @example 500
              */
             amount: number;
-            /** @description awaiting_card → pending → processing → settled | failed. */
+            /**
+             * @description awaiting_card → pending → processing → settled | failed.
+             * @example settled
+             */
             status: "awaiting_card" | "pending" | "processing" | "settled" | "failed";
-            /** @description Why the funding failed. */
+            /**
+             * @description Why the funding failed.
+             * @example Card account is closed.
+             */
             failureReason: string | null;
             /**
              * @description Settled on the card. ISO 8601, UTC.
@@ -892,6 +930,7 @@ export interface components {
             id: string;
             /**
              * @description The kind of object: always `event`.
+             * @example event
              * @enum {string}
              */
             object: "event";
@@ -908,7 +947,19 @@ export interface components {
             createdAt: string;
             /** @description The resource the event is about. */
             data: {
-                /** @description The resource as the API presents it, right after the change. */
+                /**
+                 * @description The resource as the API presents it, right after the change.
+                 * @example {
+                 *       "id": "ut_01jd8n3q7v0c4x2m5k9e6t1hzr",
+                 *       "object": "user_task",
+                 *       "programId": "prg_01jd8n3q7v0c4x2m5k9e6t1hzr",
+                 *       "userId": "usr_01jd8n3q7v0c4x2m5k9e6t1hzr",
+                 *       "status": "completed",
+                 *       "monetaryValue": 500,
+                 *       "completedAmount": 500,
+                 *       "disbursementId": "dsb_01jd8n3q7v0c4x2m5k9e6t1hzr"
+                 *     }
+                 */
                 object: {
                     [key: string]: unknown;
                 };
@@ -922,7 +973,7 @@ export interface components {
              */
             id: string;
             /**
-             * @description Always "job".
+             * @description The kind of object: always `job`.
              * @example job
              * @enum {string}
              */
@@ -932,7 +983,10 @@ export interface components {
              * @example usertasks.expire_due
              */
             name: string;
-            /** @description queued → running → succeeded, or back to queued after a failure, or dead after the last attempt. */
+            /**
+             * @description queued → running → succeeded, or back to queued after a failure, or dead after the last attempt.
+             * @example dead
+             */
             status: "queued" | "running" | "succeeded" | "dead";
             /**
              * @description Runs started so far.
@@ -1020,10 +1074,14 @@ export interface operations {
                         id: string;
                         /**
                          * @description The kind of object: always `organization`.
+                         * @example organization
                          * @enum {string}
                          */
                         object: "organization";
-                        /** @description Organization name. */
+                        /**
+                         * @description Organization name.
+                         * @example Acme Workforce
+                         */
                         name: string;
                         /**
                          * @description Secret API key; store it now, it is not shown again.
@@ -1226,9 +1284,15 @@ export interface operations {
                      * @example OSHA completion funding
                      */
                     name: string;
-                    /** @description Longer description. */
+                    /**
+                     * @description Longer description.
+                     * @example Pays for OSHA 10 and OSHA 30 certificates earned by the spring cohort.
+                     */
                     description?: string;
-                    /** @description Your own classification. */
+                    /**
+                     * @description Your own classification.
+                     * @example workforce
+                     */
                     programType?: string;
                     /**
                      * @description Highnote card product id.
@@ -1453,11 +1517,20 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Program name. */
+                    /**
+                     * @description Program name.
+                     * @example OSHA completion funding
+                     */
                     name?: string;
-                    /** @description Longer description. */
+                    /**
+                     * @description Longer description.
+                     * @example Pays for OSHA 10 and OSHA 30 certificates earned by the spring cohort.
+                     */
                     description?: string | null;
-                    /** @description Enrollment cap; not below the participants enrolled. */
+                    /**
+                     * @description Enrollment cap; not below the participants enrolled.
+                     * @example 150
+                     */
                     maxParticipants?: number;
                     /**
                      * @description When the program ends. ISO 8601, UTC.
@@ -2090,7 +2163,10 @@ export interface operations {
                         };
                         /** @description The program’s pool, in_transit and disbursed accounts, and the organization’s funding account. */
                         accounts: {
-                            /** @description Account id. */
+                            /**
+                             * @description Account id.
+                             * @example acc_01jd8n3q7v0c4x2m5k9e6t1hzr
+                             */
                             id: string;
                             /**
                              * @description pool, in_transit, disbursed or funding.
@@ -2127,25 +2203,40 @@ export interface operations {
                                  * @example trf_01jd8n3q7v0c4x2m5k9e6t1hzr
                                  */
                                 id: string;
-                                /** @description Account debited. */
+                                /**
+                                 * @description Account debited.
+                                 * @example acc_01jd8n3q7v0c4x2m5k9e6t1hzr
+                                 */
                                 debitAccountId: string;
-                                /** @description Account credited. */
+                                /**
+                                 * @description Account credited.
+                                 * @example acc_01jd8n3q7w3b6y8r2p4f0s5kqa
+                                 */
                                 creditAccountId: string;
                                 /**
                                  * @description Amount moved or reserved. Decimal dollars.
                                  * @example 500
                                  */
                                 amount: number;
-                                /** @description posted, a pending reservation, or the post or void that resolves one. */
+                                /**
+                                 * @description posted, a pending reservation, or the post or void that resolves one.
+                                 * @example pending
+                                 */
                                 kind: "posted" | "pending" | "post_pending" | "void_pending";
-                                /** @description The reservation a post or void resolves. */
+                                /**
+                                 * @description The reservation a post or void resolves.
+                                 * @example trf_01jd8n3q7v0c4x2m5k9e6t1hzr
+                                 */
                                 pendingId: string | null;
                                 /**
                                  * @description Why the money moved.
                                  * @example reservation
                                  */
                                 code: "program_funding" | "reservation" | "program_return" | "settlement";
-                                /** @description The milestone behind the transfer. */
+                                /**
+                                 * @description The milestone behind the transfer.
+                                 * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
+                                 */
                                 userTaskId: string | null;
                                 /**
                                  * Format: date-time
@@ -2333,20 +2424,31 @@ export interface operations {
                      * @example ach_1842
                      */
                     highnoteAccountHolderId?: string;
-                    /** @description Given name. */
+                    /**
+                     * @description Given name.
+                     * @example Ada
+                     */
                     firstName?: string;
-                    /** @description Family name. */
+                    /**
+                     * @description Family name.
+                     * @example Lovelace
+                     */
                     lastName?: string;
                     /**
                      * Format: email
                      * @description Email address.
+                     * @example ada@example.com
                      */
                     email?: string;
-                    /** @description Phone number, E.164. */
+                    /**
+                     * @description Phone number, E.164.
+                     * @example +14155550100
+                     */
                     phoneNumber?: string;
                     /**
                      * Format: date
                      * @description Date of birth, YYYY-MM-DD.
+                     * @example 1990-12-10
                      */
                     dateOfBirth?: string;
                     /**
@@ -2560,20 +2662,31 @@ export interface operations {
                      * @example ach_1842
                      */
                     highnoteAccountHolderId?: string;
-                    /** @description Given name. */
+                    /**
+                     * @description Given name.
+                     * @example Ada
+                     */
                     firstName?: string;
-                    /** @description Family name. */
+                    /**
+                     * @description Family name.
+                     * @example Lovelace
+                     */
                     lastName?: string;
                     /**
                      * Format: email
                      * @description Email address.
+                     * @example ada@example.com
                      */
                     email?: string;
-                    /** @description Phone number, E.164. */
+                    /**
+                     * @description Phone number, E.164.
+                     * @example +14155550100
+                     */
                     phoneNumber?: string;
                     /**
                      * Format: date
                      * @description Date of birth, YYYY-MM-DD.
+                     * @example 1990-12-10
                      */
                     dateOfBirth?: string;
                     /**
@@ -3207,7 +3320,10 @@ export interface operations {
                      * @example OSHA 10 certificate
                      */
                     name: string;
-                    /** @description What the participant must do. */
+                    /**
+                     * @description What the participant must do.
+                     * @example Complete the OSHA 10-hour construction course and upload the DOL card.
+                     */
                     description?: string;
                     /**
                      * @description Reserved for each assignment. Decimal dollars with at most two decimals.
@@ -3422,9 +3538,15 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Milestone name. */
+                    /**
+                     * @description Milestone name.
+                     * @example OSHA 30 certificate
+                     */
                     name?: string;
-                    /** @description What the participant must do. */
+                    /**
+                     * @description What the participant must do.
+                     * @example Complete the OSHA 10-hour construction course and upload the DOL card.
+                     */
                     description?: string | null;
                     /**
                      * @description Assignments made from now on expire at this time. ISO 8601, UTC.
@@ -3793,7 +3915,10 @@ export interface operations {
                      * @example 500
                      */
                     monetaryValue?: number;
-                    /** @description Milestone name. */
+                    /**
+                     * @description Milestone name.
+                     * @example OSHA 10 certificate
+                     */
                     name?: string;
                 };
             };
@@ -4579,7 +4704,10 @@ export interface operations {
                  * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
                  */
                 cursor?: string;
-                /** @description queued → running → succeeded, or back to queued after a failure, or dead after the last attempt. */
+                /**
+                 * @description queued → running → succeeded, or back to queued after a failure, or dead after the last attempt.
+                 * @example dead
+                 */
                 status?: "queued" | "running" | "succeeded" | "dead";
             };
             header?: never;

@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import { type Db, dateOf } from '../platform/db.js';
 import { dollars, iso, isoRequired } from '../platform/present.js';
-import { BalanceDollars, Id, Nullable, NullableTimestamp, OneOf, Timestamp } from '../platform/schemas.js';
+import { BalanceDollars, Id, Nullable, NullableTimestamp, ObjectKind, OneOf, Timestamp } from '../platform/schemas.js';
 
 /** A disbursement — the funding of a card for one verified milestone — and how the API presents it. */
 
@@ -46,13 +46,18 @@ export function disbursementOf(row: DisbursementRow): Disbursement {
 export const DisbursementSchema = Type.Object(
   {
     id: Id('dsb', 'Disbursement id.'),
-    object: Type.Literal('disbursement', { description: 'The kind of object: always `disbursement`.' }),
+    object: ObjectKind('disbursement'),
     userTaskId: Id('ut', 'The verified milestone this pays for.'),
     programId: Id('prg', 'Program.'),
     userId: Id('usr', 'Participant.'),
     amount: BalanceDollars('Amount funded to the card.', 500),
-    status: OneOf(disbursementStatuses, { description: 'awaiting_card → pending → processing → settled | failed.' }),
-    failureReason: Nullable(Type.String({ description: 'Why the funding failed.' })),
+    status: OneOf(disbursementStatuses, {
+      description: 'awaiting_card → pending → processing → settled | failed.',
+      examples: ['settled'],
+    }),
+    failureReason: Nullable(
+      Type.String({ description: 'Why the funding failed.', examples: ['Card account is closed.'] }),
+    ),
     settledAt: NullableTimestamp('Settled on the card.'),
     createdAt: Timestamp('Opened at completion.'),
     updatedAt: Timestamp('Last changed.'),

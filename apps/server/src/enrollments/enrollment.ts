@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import { dateOf } from '../platform/db.js';
 import { iso, isoRequired } from '../platform/present.js';
-import { Id, NullableTimestamp, OneOf, Timestamp } from '../platform/schemas.js';
+import { Id, NullableTimestamp, ObjectKind, OneOf, Timestamp } from '../platform/schemas.js';
 
 /** A participant's place in a program, and how the API presents it. */
 
@@ -34,10 +34,13 @@ export function enrollmentOf(row: {
 
 export const EnrollmentSchema = Type.Object(
   {
-    object: Type.Literal('enrollment', { description: 'The kind of object: always `enrollment`.' }),
+    object: ObjectKind('enrollment'),
     programId: Id('prg', 'Program id.'),
     userId: Id('usr', 'User id.'),
-    status: OneOf(enrollmentStatuses, { description: 'Enrollment status.' }),
+    status: OneOf(enrollmentStatuses, {
+      description: 'active counts against the program’s maxParticipants; dismissed does not.',
+      examples: ['active'],
+    }),
     enrolledAt: Timestamp('Enrolled (or enrolled again).'),
     dismissedAt: NullableTimestamp('Dismissed.'),
   },

@@ -3,18 +3,40 @@ import type { Db } from '../platform/db.js';
 import { ApiError } from '../platform/errors.js';
 import { eventTypes, getEvent, listEvents, presentEvent } from '../platform/events.js';
 import { type App, decodeCursor, encodeCursor, pageSize } from '../platform/http.js';
-import { defaultPageSize, errorResponses, Id, ListOf, ListQuery, OneOf, Timestamp } from '../platform/schemas.js';
+import {
+  defaultPageSize,
+  errorResponses,
+  Id,
+  ListOf,
+  ListQuery,
+  ObjectKind,
+  OneOf,
+  Timestamp,
+} from '../platform/schemas.js';
+
+/** A `usertask.completed` event's resource, shortened: any resource the API presents can stand here. */
+const eventObjectExample = {
+  id: 'ut_01jd8n3q7v0c4x2m5k9e6t1hzr',
+  object: 'user_task',
+  programId: 'prg_01jd8n3q7v0c4x2m5k9e6t1hzr',
+  userId: 'usr_01jd8n3q7v0c4x2m5k9e6t1hzr',
+  status: 'completed',
+  monetaryValue: 500,
+  completedAmount: 500,
+  disbursementId: 'dsb_01jd8n3q7v0c4x2m5k9e6t1hzr',
+};
 
 const EventSchema = Type.Object(
   {
     id: Id('evt', 'Event id.'),
-    object: Type.Literal('event', { description: 'The kind of object: always `event`.' }),
+    object: ObjectKind('event'),
     type: OneOf(eventTypes, { description: 'What happened, as `resource.verb`.', examples: ['usertask.completed'] }),
     createdAt: Timestamp('When the change was committed.'),
     data: Type.Object(
       {
         object: Type.Record(Type.String(), Type.Unknown(), {
           description: 'The resource as the API presents it, right after the change.',
+          examples: [eventObjectExample],
         }),
       },
       { description: 'The resource the event is about.' },

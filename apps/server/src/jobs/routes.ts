@@ -3,7 +3,16 @@ import type { Db } from '../platform/db.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
 import { type JobRecord, jobStatuses, listJobs, retryDeadJob } from '../platform/jobs.js';
 import { iso, isoRequired } from '../platform/present.js';
-import { errorResponses, Id, ListOf, ListQuery, Nullable, NullableTimestamp, Timestamp } from '../platform/schemas.js';
+import {
+  errorResponses,
+  Id,
+  ListOf,
+  ListQuery,
+  Nullable,
+  NullableTimestamp,
+  ObjectKind,
+  Timestamp,
+} from '../platform/schemas.js';
 import { mutate } from '../work/mutate.js';
 
 /**
@@ -15,13 +24,16 @@ import { mutate } from '../work/mutate.js';
 
 const JobStatusSchema = Type.Union(
   jobStatuses.map((status) => Type.Literal(status)),
-  { description: 'queued → running → succeeded, or back to queued after a failure, or dead after the last attempt.' },
+  {
+    description: 'queued → running → succeeded, or back to queued after a failure, or dead after the last attempt.',
+    examples: ['dead'],
+  },
 );
 
 const JobSchema = Type.Object(
   {
     id: Id('job', 'Job id.'),
-    object: Type.Literal('job', { description: 'Always "job".', examples: ['job'] }),
+    object: ObjectKind('job'),
     name: Type.String({ description: 'What the job does.', examples: ['usertasks.expire_due'] }),
     status: JobStatusSchema,
     attempts: Type.Integer({ minimum: 0, description: 'Runs started so far.', examples: [5] }),

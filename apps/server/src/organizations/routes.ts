@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import type { Db } from '../platform/db.js';
 import type { App } from '../platform/http.js';
-import { errorResponses, Id, Timestamp } from '../platform/schemas.js';
+import { errorResponses, Id, ObjectKind, Timestamp } from '../platform/schemas.js';
 import { mutate } from '../work/mutate.js';
 import { createOrganization } from './service.js';
 
@@ -29,8 +29,8 @@ export function organizationRoutes(app: App, deps: { db: Db }): void {
         response: {
           201: Type.Object({
             id: Id('org', 'Organization id.'),
-            object: Type.Literal('organization', { description: 'The kind of object: always `organization`.' }),
-            name: Type.String({ description: 'Organization name.' }),
+            object: ObjectKind('organization'),
+            name: Type.String({ description: 'Organization name.', examples: ['Acme Workforce'] }),
             apiKey: Type.String({
               description: 'Secret API key; store it now, it is not shown again.',
               examples: ['sk_…'],

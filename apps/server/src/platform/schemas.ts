@@ -44,6 +44,13 @@ export const Nullable = <T extends TSchema>(schema: T) => {
   });
 };
 
+/**
+ * The `object` field of a resource: the literal kind, which is also its only example. The OpenAPI
+ * document names each response by it (`platform/openapi.ts`).
+ */
+export const ObjectKind = <const K extends string>(kind: K) =>
+  Type.Literal(kind, { description: `The kind of object: always \`${kind}\`.`, examples: [kind] });
+
 export const NullableTimestamp = (description: string) => Nullable(Timestamp(description));
 
 /** Free-form string pairs a partner keeps on an object; limited in size. */

@@ -21,20 +21,34 @@ import { findProgram, ProgramSchema, presentProgram } from './program.js';
 
 const ProgramParams = Type.Object({ id: Id('prg', 'Program id.') });
 
+/** Ledger account ids in the examples: a program's pool, and its in_transit account the pool pays into. */
+const poolAccountExample = 'acc_01jd8n3q7v0c4x2m5k9e6t1hzr';
+const inTransitAccountExample = 'acc_01jd8n3q7w3b6y8r2p4f0s5kqa';
+
 const TransferSchema = Type.Object({
   id: Id('trf', 'Transfer id.'),
-  debitAccountId: Type.String({ description: 'Account debited.' }),
-  creditAccountId: Type.String({ description: 'Account credited.' }),
+  debitAccountId: Type.String({ description: 'Account debited.', examples: [poolAccountExample] }),
+  creditAccountId: Type.String({ description: 'Account credited.', examples: [inTransitAccountExample] }),
   amount: BalanceDollars('Amount moved or reserved.', 500),
-  kind: OneOf(transferKinds, { description: 'posted, a pending reservation, or the post or void that resolves one.' }),
-  pendingId: Nullable(Type.String({ description: 'The reservation a post or void resolves.' })),
+  kind: OneOf(transferKinds, {
+    description: 'posted, a pending reservation, or the post or void that resolves one.',
+    examples: ['pending'],
+  }),
+  pendingId: Nullable(
+    Type.String({
+      description: 'The reservation a post or void resolves.',
+      examples: ['trf_01jd8n3q7v0c4x2m5k9e6t1hzr'],
+    }),
+  ),
   code: OneOf(transferCodes, { description: 'Why the money moved.', examples: ['reservation'] }),
-  userTaskId: Nullable(Type.String({ description: 'The milestone behind the transfer.' })),
+  userTaskId: Nullable(
+    Type.String({ description: 'The milestone behind the transfer.', examples: ['ut_01jd8n3q7v0c4x2m5k9e6t1hzr'] }),
+  ),
   createdAt: Timestamp('Recorded.'),
 });
 
 const AccountSchema = Type.Object({
-  id: Type.String({ description: 'Account id.' }),
+  id: Type.String({ description: 'Account id.', examples: [poolAccountExample] }),
   kind: OneOf(accountKinds, { description: 'pool, in_transit, disbursed or funding.', examples: ['pool'] }),
   debitsPending: BalanceDollars('Reserved debits.', 0),
   debitsPosted: BalanceDollars('Posted debits.', 500),

@@ -2,7 +2,16 @@ import { Type } from 'typebox';
 import { type Db, dateOf } from '../platform/db.js';
 import { assert, fail, ok, type Result } from '../platform/errors.js';
 import { dollars, iso, isoRequired } from '../platform/present.js';
-import { BalanceDollars, Id, Metadata, Nullable, NullableTimestamp, OneOf, Timestamp } from '../platform/schemas.js';
+import {
+  BalanceDollars,
+  Id,
+  Metadata,
+  Nullable,
+  NullableTimestamp,
+  ObjectKind,
+  OneOf,
+  Timestamp,
+} from '../platform/schemas.js';
 
 /** A program, its balances, how the API presents it, and how it is read. */
 
@@ -143,16 +152,22 @@ export async function listPrograms(
   return (await query.execute()).map(programOf);
 }
 
+/** The example of a program's `description`, in the response and in the bodies that set it. */
+export const programDescriptionExample = 'Pays for OSHA 10 and OSHA 30 certificates earned by the spring cohort.';
+
 export const ProgramSchema = Type.Object(
   {
     id: Id('prg', 'Program id.'),
-    object: Type.Literal('program', { description: 'The kind of object: always `program`.' }),
+    object: ObjectKind('program'),
     name: Type.String({ description: 'Name shown to operators.', examples: ['OSHA completion funding'] }),
-    description: Nullable(Type.String({ description: 'Longer description.' })),
+    description: Nullable(Type.String({ description: 'Longer description.', examples: [programDescriptionExample] })),
     programType: Nullable(Type.String({ description: 'Your own classification.', examples: ['workforce'] })),
-    cardProductId: Nullable(Type.String({ description: 'Highnote card product the cards are issued from.' })),
+    cardProductId: Nullable(
+      Type.String({ description: 'Highnote card product the cards are issued from.', examples: ['cp_1234'] }),
+    ),
     status: OneOf(programStatuses, {
       description: 'active ⇄ paused → closed.',
+      examples: ['active'],
     }),
     totalAwardPool: BalanceDollars('Everything ever funded into the pool.', 50000),
     maxParticipants: Type.Integer({ description: 'Enrollment cap.', examples: [100] }),

@@ -16,7 +16,14 @@ import {
 } from '../platform/schemas.js';
 import { mutate, presented } from '../work/mutate.js';
 import { programLedgerRoutes } from './ledger-routes.js';
-import { getProgram, listPrograms, ProgramSchema, presentProgram, programStatuses } from './program.js';
+import {
+  getProgram,
+  listPrograms,
+  ProgramSchema,
+  presentProgram,
+  programDescriptionExample,
+  programStatuses,
+} from './program.js';
 import { closeProgram, createProgram, fundProgram, pauseProgram, resumeProgram, updateProgram } from './service.js';
 
 const ProgramParams = Type.Object({ id: Id('prg', 'Program id.') });
@@ -30,8 +37,12 @@ const CreateProgramBody = Type.Object(
       description: 'Program name.',
       examples: ['OSHA completion funding'],
     }),
-    description: Type.Optional(Type.String({ maxLength: 2000, description: 'Longer description.' })),
-    programType: Type.Optional(Type.String({ maxLength: 100, description: 'Your own classification.' })),
+    description: Type.Optional(
+      Type.String({ maxLength: 2000, description: 'Longer description.', examples: [programDescriptionExample] }),
+    ),
+    programType: Type.Optional(
+      Type.String({ maxLength: 100, description: 'Your own classification.', examples: ['workforce'] }),
+    ),
     cardProductId: Type.Optional(
       Type.String({ maxLength: 200, description: 'Highnote card product id.', examples: ['cp_1234'] }),
     ),
@@ -56,13 +67,25 @@ const CreateProgramBody = Type.Object(
 
 const UpdateProgramBody = Type.Object(
   {
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Program name.' })),
-    description: Type.Optional(Nullable(Type.String({ maxLength: 2000, description: 'Longer description.' }))),
+    name: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 200,
+        description: 'Program name.',
+        examples: ['OSHA completion funding'],
+      }),
+    ),
+    description: Type.Optional(
+      Nullable(
+        Type.String({ maxLength: 2000, description: 'Longer description.', examples: [programDescriptionExample] }),
+      ),
+    ),
     maxParticipants: Type.Optional(
       Type.Integer({
         minimum: 1,
         maximum: 10_000_000,
         description: 'Enrollment cap; not below the participants enrolled.',
+        examples: [150],
       }),
     ),
     endsAt: Type.Optional(Nullable(Timestamp('When the program ends.'))),

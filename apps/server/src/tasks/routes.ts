@@ -6,7 +6,7 @@ import { centsOf } from '../platform/present.js';
 import { Dollars, errorResponses, Id, ListOf, ListQuery, Metadata, Nullable, Timestamp } from '../platform/schemas.js';
 import { mutate, presented } from '../work/mutate.js';
 import { createTask, getTask, listTasks, updateTask } from './service.js';
-import { presentTask, TaskSchema } from './task.js';
+import { presentTask, TaskSchema, taskDescriptionExample } from './task.js';
 
 export function taskRoutes(app: App, deps: { db: Db }): void {
   const { db } = deps;
@@ -31,7 +31,13 @@ export function taskRoutes(app: App, deps: { db: Db }): void {
               description: 'Milestone name.',
               examples: ['OSHA 10 certificate'],
             }),
-            description: Type.Optional(Type.String({ maxLength: 2000, description: 'What the participant must do.' })),
+            description: Type.Optional(
+              Type.String({
+                maxLength: 2000,
+                description: 'What the participant must do.',
+                examples: [taskDescriptionExample],
+              }),
+            ),
             monetaryValue: Dollars('Reserved for each assignment.', 500),
             startsAt: Type.Optional(Timestamp('Assignable from.')),
             endsAt: Type.Optional(Timestamp('Open reservations expire at this time.')),
@@ -99,9 +105,22 @@ export function taskRoutes(app: App, deps: { db: Db }): void {
         params: TaskParams,
         body: Type.Object(
           {
-            name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Milestone name.' })),
+            name: Type.Optional(
+              Type.String({
+                minLength: 1,
+                maxLength: 200,
+                description: 'Milestone name.',
+                examples: ['OSHA 30 certificate'],
+              }),
+            ),
             description: Type.Optional(
-              Nullable(Type.String({ maxLength: 2000, description: 'What the participant must do.' })),
+              Nullable(
+                Type.String({
+                  maxLength: 2000,
+                  description: 'What the participant must do.',
+                  examples: [taskDescriptionExample],
+                }),
+              ),
             ),
             endsAt: Type.Optional(Nullable(Timestamp('Assignments made from now on expire at this time.'))),
             metadata: Type.Optional(Metadata),

@@ -3,7 +3,15 @@ import { Type } from 'typebox';
 import { dateOf } from '../platform/db.js';
 import { dollars, iso, isoRequired } from '../platform/present.js';
 import type { TasksTable } from '../platform/schema.js';
-import { BalanceDollars, Id, Metadata, Nullable, NullableTimestamp, Timestamp } from '../platform/schemas.js';
+import {
+  BalanceDollars,
+  Id,
+  Metadata,
+  Nullable,
+  NullableTimestamp,
+  ObjectKind,
+  Timestamp,
+} from '../platform/schemas.js';
 
 /** A milestone of a program, and how the API presents it. */
 
@@ -38,13 +46,18 @@ export function taskOf(row: TaskRow): Task {
   };
 }
 
+/** The example of a task's `description`, in the response and in the bodies that set it. */
+export const taskDescriptionExample = 'Complete the OSHA 10-hour construction course and upload the DOL card.';
+
 export const TaskSchema = Type.Object(
   {
     id: Id('tsk', 'Task id.'),
-    object: Type.Literal('task', { description: 'The kind of object: always `task`.' }),
+    object: ObjectKind('task'),
     programId: Id('prg', 'Program the milestone belongs to.'),
     name: Type.String({ description: 'Milestone name.', examples: ['OSHA 10 certificate'] }),
-    description: Nullable(Type.String({ description: 'What the participant must do.' })),
+    description: Nullable(
+      Type.String({ description: 'What the participant must do.', examples: [taskDescriptionExample] }),
+    ),
     monetaryValue: BalanceDollars('Reserved for each assignment.', 500),
     startsAt: NullableTimestamp('Assignable from.'),
     endsAt: NullableTimestamp('Open reservations expire at this time.'),

@@ -19,11 +19,21 @@ const personFields = {
       examples: ['ach_1842'],
     }),
   ),
-  firstName: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Given name.' })),
-  lastName: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Family name.' })),
-  email: Type.Optional(Type.String({ format: 'email', maxLength: 320, description: 'Email address.' })),
-  phoneNumber: Type.Optional(Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'Phone number, E.164.' })),
-  dateOfBirth: Type.Optional(Type.String({ format: 'date', description: 'Date of birth, YYYY-MM-DD.' })),
+  firstName: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 100, description: 'Given name.', examples: ['Ada'] }),
+  ),
+  lastName: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 100, description: 'Family name.', examples: ['Lovelace'] }),
+  ),
+  email: Type.Optional(
+    Type.String({ format: 'email', maxLength: 320, description: 'Email address.', examples: ['ada@example.com'] }),
+  ),
+  phoneNumber: Type.Optional(
+    Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'Phone number, E.164.', examples: ['+14155550100'] }),
+  ),
+  dateOfBirth: Type.Optional(
+    Type.String({ format: 'date', description: 'Date of birth, YYYY-MM-DD.', examples: ['1990-12-10'] }),
+  ),
   metadata: Type.Optional(Metadata),
 };
 

@@ -2,7 +2,7 @@ import type { Selectable } from 'kysely';
 import { Type } from 'typebox';
 import { isoRequired } from '../platform/present.js';
 import type { UsersTable } from '../platform/schema.js';
-import { Id, Metadata, Nullable, Timestamp } from '../platform/schemas.js';
+import { Id, Metadata, Nullable, ObjectKind, Timestamp } from '../platform/schemas.js';
 
 /** A participant and how the API presents them. */
 
@@ -42,7 +42,7 @@ export function userOf(row: UserRow): User {
 export const UserSchema = Type.Object(
   {
     id: Id('usr', 'User id.'),
-    object: Type.Literal('user', { description: 'The kind of object: always `user`.' }),
+    object: ObjectKind('user'),
     externalId: Nullable(
       Type.String({ description: 'Your id for this person; unique in your organization.', examples: ['emp-1842'] }),
     ),

@@ -18,7 +18,9 @@ const AssignBody = Type.Object(
     programId: Type.Optional(Id('prg', 'Program whose pool is reserved from.')),
     taskId: Type.Optional(Id('tsk', 'Task to assign.')),
     monetaryValue: Type.Optional(Dollars('Amount to reserve; defaults to the task’s value.', 500)),
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Milestone name.' })),
+    name: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, description: 'Milestone name.', examples: ['OSHA 10 certificate'] }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import { type Db, dateOf } from '../platform/db.js';
 import { dollars, iso, isoRequired } from '../platform/present.js';
-import { BalanceDollars, Id, Nullable, NullableTimestamp, OneOf, Timestamp } from '../platform/schemas.js';
+import { BalanceDollars, Id, Nullable, NullableTimestamp, ObjectKind, OneOf, Timestamp } from '../platform/schemas.js';
 
 /** A user task — a milestone assigned to a participant — how the API presents it, and how it is read. */
 
@@ -107,18 +107,24 @@ export async function listUserTasks(db: Db, organizationId: string, filter: User
 export const UserTaskSchema = Type.Object(
   {
     id: Id('ut', 'User task id.'),
-    object: Type.Literal('user_task', { description: 'The kind of object: always `user_task`.' }),
+    object: ObjectKind('user_task'),
     programId: Id('prg', 'Program id.'),
     userId: Id('usr', 'Participant.'),
     taskId: Nullable(Id('tsk', 'The task assigned, or null for a one-off milestone.')),
-    name: Nullable(Type.String({ description: 'Milestone name.' })),
+    name: Nullable(Type.String({ description: 'Milestone name.', examples: ['OSHA 10 certificate'] })),
     status: OneOf(userTaskStatuses, {
       description: 'assigned → completed → funded; cancelled, expired or funding_failed on the side.',
+      examples: ['completed'],
     }),
     monetaryValue: BalanceDollars('Reserved from the pool at assignment.', 500),
     completedAmount: Nullable(BalanceDollars('Released at completion; the rest returned to the pool.', 500)),
     completedBy: Nullable(Type.String({ description: 'Who verified the milestone.', examples: ['instructor:42'] })),
-    evidence: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'What the verifier saw.' })),
+    evidence: Nullable(
+      Type.Record(Type.String(), Type.Unknown(), {
+        description: 'What the verifier saw.',
+        examples: [{ certificateNumber: 'OSHA-10-88231' }],
+      }),
+    ),
     cancellationReason: Nullable(
       Type.String({ description: 'Why the reservation was released.', examples: ['cancelled_by_request'] }),
     ),
