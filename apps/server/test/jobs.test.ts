@@ -9,6 +9,8 @@ import {
   enqueueJobs,
   type JobCatalog,
   jobRequest,
+  leaseRanOutMessage,
+  leaseTakenOverMessage,
   maxJobErrorLength,
   queueStats,
   recurringDedupeKey,
@@ -282,6 +284,189 @@ describe('leases', () => {
       }),
     ).rejects.toThrow('the change failed');
     expect(await jobsNamed('test.rolled_back')).toEqual([]);
+  });
+});
+
+/** A log that keeps its lines, to assert what a run reported. */
+function recordingLog() {
+  const lines: { level: 'info' | 'warn' | 'error'; message: string }[] = [];
+  const at = (level: 'info' | 'warn' | 'error') => (_fields: object, message?: string) => {
+    lines.push({ level, message: message ?? '' });
+  };
+  return { lines, log: { info: at('info'), warn: at('warn'), error: at('error') } };
+}
+
+/** Resolves true when `signal` aborts, false after `timeoutMs`: a handler's bounded wait. */
+function abortedWithin(signal: AbortSignal, timeoutMs: number): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(false);
+    }, timeoutMs);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+async function claimOnly(definition: Parameters<typeof jobRequest>[0]) {
+  await enqueue([jobRequest(definition, {})]);
+  const [job, ...others] = await claimJobs(db, [definition], 10, new Date());
+  expect(others).toEqual([]);
+  if (job === undefined) throw new Error(`no ${definition.name} job was claimed`);
+  return job;
+}
+
+describe('lease renewal', () => {
+  it('a run three times its visibility timeout keeps its lease: no other worker claims it, and it succeeds once', async () => {
+    const visibilityTimeoutMs = 300;
+    let runs = 0;
+    let abortedWhileRunning: boolean | undefined;
+    const long = defineJob<Record<string, never>>({
+      name: 'test.long_run',
+      maxAttempts: 2,
+      backoff: { baseMs: 1, maxMs: 1 },
+      visibilityTimeoutMs,
+      run: async (context) => {
+        runs++;
+        await sleep(3 * visibilityTimeoutMs);
+        abortedWhileRunning = context.signal.aborted;
+      },
+    });
+    await enqueue([jobRequest(long, {})]);
+    const recorded = recordingLog();
+    const other = await secondHandle();
+    // Both workers poll every 5 ms: without renewals one would claim the other's job after 300 ms.
+    const workers = [
+      startWorker(db, { catalog: [long], log: recorded.log, pollIntervalMs: 5, concurrency: 1 }),
+      startWorker(other.db, { catalog: [long], log: recorded.log, pollIntervalMs: 5, concurrency: 1 }),
+    ];
+    const leases: number[] = [];
+    try {
+      const done = await waitFor(
+        'the long job to succeed',
+        async () => {
+          const job = await onlyJob('test.long_run');
+          if (job.status === 'running' && job.locked_until !== null) leases.push(job.locked_until.getTime());
+          return job.status === 'succeeded' ? job : undefined;
+        },
+        10_000,
+      );
+      expect(done).toMatchObject({ attempts: 1, locked_until: null, last_error: null });
+    } finally {
+      await Promise.all(workers.map((worker) => worker.stop()));
+      await other.close();
+    }
+    expect(runs).toBe(1);
+    expect(abortedWhileRunning).toBe(false);
+    // The lease moved: by the end it reached past where the claim's own lease ended.
+    const [first] = leases;
+    expect(first).toBeDefined();
+    expect(Math.max(...leases)).toBeGreaterThanOrEqual((first as number) + visibilityTimeoutMs);
+    expect(recorded.lines.filter((line) => line.level !== 'info')).toEqual([]);
+  });
+
+  it.each([
+    ['claimed again by another worker', sql`attempts = attempts + 1`],
+    ['put back in the queue', sql`status = 'queued', locked_until = NULL`],
+  ])('a run whose job is %s has its signal aborted, and ends lease_lost writing nothing', async (_, takeover) => {
+    const visibilityTimeoutMs = 1_000;
+    let started = false;
+    let reason: unknown;
+    const taken = defineJob<Record<string, never>>({
+      name: 'test.taken_over',
+      maxAttempts: 3,
+      backoff: { baseMs: 1, maxMs: 1 },
+      visibilityTimeoutMs,
+      run: async (context) => {
+        started = true;
+        if (await abortedWithin(context.signal, 5_000)) reason = context.signal.reason;
+      },
+    });
+    const job = await claimOnly(taken);
+    try {
+      const recorded = recordingLog();
+      const outcome = runClaimedJob(db, taken, job, { log: recorded.log });
+      await waitFor('the handler to start', async () => started, 5_000);
+      await sql`UPDATE jobs SET ${takeover}, updated_at = now() WHERE id = ${job.id}`.execute(db);
+      const afterTakeover = await onlyJob('test.taken_over');
+      expect(await outcome).toBe('lease_lost');
+      // A renewal found the row gone (well before the 1 s lease would have run out on its own).
+      expect(reason).toBeInstanceOf(Error);
+      expect((reason as Error).message).toBe(leaseTakenOverMessage);
+      expect(recorded.lines.map((line) => line.message)).toContain('job lease was taken over; aborting the run');
+      // Neither a renewal nor the finish touched the row after the takeover.
+      expect(await onlyJob('test.taken_over')).toEqual(afterTakeover);
+    } finally {
+      // The it.each cases share the job name; each leaves none behind.
+      await sql`DELETE FROM jobs WHERE id = ${job.id}`.execute(db);
+    }
+  });
+
+  it('a failed renewal is logged and tried again; the run is aborted only when its lease runs out', async () => {
+    // A real database error on every renewal of these jobs (an update that keeps them running).
+    await sql`CREATE FUNCTION test_refuse_lease_renewal() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.name LIKE 'test.renewal_refused%' AND OLD.status = 'running' AND NEW.status = 'running'
+          AND OLD.attempts = NEW.attempts THEN
+          RAISE EXCEPTION 'renewal refused by the test';
+        END IF;
+        RETURN NEW;
+      END $$`.execute(db);
+    await sql`CREATE TRIGGER test_refuse_lease_renewal BEFORE UPDATE ON jobs
+      FOR EACH ROW EXECUTE FUNCTION test_refuse_lease_renewal()`.execute(db);
+    let refusing = true;
+    try {
+      // Refused until the end: the lease runs out and the handler is told so.
+      const visibilityTimeoutMs = 300;
+      let reason: unknown;
+      const refused = defineJob<Record<string, never>>({
+        name: 'test.renewal_refused',
+        maxAttempts: 1,
+        backoff: { baseMs: 1, maxMs: 1 },
+        visibilityTimeoutMs,
+        run: async (context) => {
+          if (await abortedWithin(context.signal, 5_000)) reason = context.signal.reason;
+        },
+      });
+      const recorded = recordingLog();
+      const startedMs = Date.now();
+      // Nobody claimed the job meanwhile, so the fenced finish still records the run.
+      expect(await runClaimedJob(db, refused, await claimOnly(refused), { log: recorded.log })).toBe('succeeded');
+      expect(Date.now() - startedMs).toBeGreaterThanOrEqual(visibilityTimeoutMs - 10);
+      expect((reason as Error | undefined)?.message).toBe(leaseRanOutMessage);
+      const failures = recorded.lines.filter((line) => line.message.startsWith('renewing a job lease failed'));
+      expect(failures.length).toBeGreaterThanOrEqual(1);
+      expect(failures.every((line) => line.level === 'warn')).toBe(true);
+
+      // Refused once, then the database recovers: the run keeps its lease past the first timeout.
+      const recovering = defineJob<Record<string, never>>({
+        name: 'test.renewal_refused_once',
+        maxAttempts: 1,
+        backoff: { baseMs: 1, maxMs: 1 },
+        visibilityTimeoutMs: 1_200,
+        run: async (context) => {
+          await waitFor('a refused renewal', async () => recovered.lines.length > 0, 5_000);
+          await sql`DROP TRIGGER test_refuse_lease_renewal ON jobs`.execute(db);
+          refusing = false;
+          await sleep(2 * 1_200);
+          expect(context.signal.aborted).toBe(false);
+        },
+      });
+      const recovered = recordingLog();
+      expect(await runClaimedJob(db, recovering, await claimOnly(recovering), { log: recovered.log })).toBe(
+        'succeeded',
+      );
+      expect(recovered.lines.map((line) => [line.level, line.message])).toEqual([
+        ['warn', 'renewing a job lease failed; trying again until it runs out'],
+      ]);
+    } finally {
+      if (refusing) await sql`DROP TRIGGER test_refuse_lease_renewal ON jobs`.execute(db);
+      await sql`DROP FUNCTION test_refuse_lease_renewal()`.execute(db);
+    }
   });
 });
 

@@ -13,8 +13,9 @@ import { inTransaction } from './transaction.js';
  * PGlite. What we need is small: a job is a row enqueued in the transaction of the change that asks
  * for it (so it exists exactly when the change commits), claimed with `FOR UPDATE SKIP LOCKED` in a
  * short transaction that takes a lease (`locked_until`, the visibility timeout), run outside any
- * transaction, and finished by a second short transaction. A worker that dies leaves its lease to
- * expire, and the job is claimed again: delivery is at least once, so handlers are idempotent.
+ * transaction, and finished by a second short transaction. While the handler runs, its worker renews
+ * the lease (a heartbeat), so a long run is not taken for a dead one. A worker that dies leaves its
+ * lease to expire, and the job is claimed again: delivery is at least once, so handlers are idempotent.
  * Finishing is fenced by the attempt number, so a worker whose lease was taken over cannot
  * overwrite the newer attempt's outcome.
  *
@@ -48,6 +49,21 @@ export const jobRetentionBatchSize = 1_000;
 export const maxJobRetentionRounds = 20;
 /** Longest a backoff exponent grows; 2^30 times any base is past every sensible `maxMs`. */
 const maxBackoffExponent = 30;
+/**
+ * Renewals per visibility timeout: a running job's lease is extended each time a third of it has
+ * passed, so two renewals in a row can fail (a database blip) before the lease runs out.
+ */
+export const leaseRenewalsPerTimeout = 3;
+/** Shortest time between two renewals of one lease, so a tiny timeout cannot busy-loop the database. */
+export const minLeaseRenewalIntervalMs = 50;
+/** Shortest visibility timeout a definition may declare: room for every renewal at the shortest interval. */
+export const minVisibilityTimeoutMs = minLeaseRenewalIntervalMs * leaseRenewalsPerTimeout;
+/**
+ * Longest one run keeps renewing its lease. A handler that hangs would otherwise hold its job
+ * forever; past this the lease runs out, the handler's signal is aborted, and the job is claimed
+ * again (or goes dead) like one whose worker died.
+ */
+export const maxLeaseRenewalMs = 24 * 60 * 60 * 1000;
 
 /**
  * Row type of `jobs`. Kept here rather than in `schema.ts` so that this module stays
@@ -101,8 +117,9 @@ export interface JobContext {
   job: { id: string; name: string; attempt: number; organizationId: string | null };
   log: JobLog;
   /**
-   * Aborted when the job's lease (its visibility timeout) runs out or the worker stops. A handler
-   * working in rounds checks it between rounds and returns; the rest is the next run's.
+   * Aborted when the job's lease (its visibility timeout, renewed while the handler runs) runs out
+   * or is taken over, or the worker stops. A handler working in rounds checks it between rounds
+   * and returns; the rest is the next run's.
    */
   signal: AbortSignal;
 }
@@ -118,7 +135,11 @@ export interface JobDefinition<Payload> {
   readonly name: string;
   readonly maxAttempts: number;
   readonly backoff: Backoff;
-  /** How long a claim holds the job; past it the job counts as abandoned and is claimed again. */
+  /**
+   * How long a claim holds the job; past it the job counts as abandoned and is claimed again. The
+   * running worker renews it every third of this, so it bounds how long a dead worker's job waits,
+   * not how long a run may take.
+   */
   readonly visibilityTimeoutMs: number;
   /**
    * A recurring job: every worker's scheduler enqueues it each `intervalMs` under one dedupe key
@@ -143,7 +164,10 @@ export function defineJob<Payload>(definition: JobDefinition<Payload>): JobDefin
     `job ${name}: maxAttempts must be 1 to ${maxJobAttemptsLimit}`,
   );
   assert(backoff.baseMs > 0 && backoff.maxMs >= backoff.baseMs, `job ${name}: backoff needs 0 < baseMs <= maxMs`);
-  assert(visibilityTimeoutMs > 0, `job ${name}: visibilityTimeoutMs must be positive`);
+  assert(
+    visibilityTimeoutMs >= minVisibilityTimeoutMs,
+    `job ${name}: visibilityTimeoutMs must be at least ${minVisibilityTimeoutMs} ms`,
+  );
   assert(recurring === undefined || recurring.intervalMs > 0, `job ${name}: recurring.intervalMs must be positive`);
   return definition;
 }
@@ -323,22 +347,154 @@ export function jobErrorText(error: unknown): string {
 
 export type JobOutcome = 'succeeded' | 'retrying' | 'dead' | 'lease_lost';
 
+/** The time between two renewals of a lease of `visibilityTimeoutMs`. */
+export function leaseRenewalIntervalMs(visibilityTimeoutMs: number): number {
+  return Math.max(minLeaseRenewalIntervalMs, Math.floor(visibilityTimeoutMs / leaseRenewalsPerTimeout));
+}
+
+/**
+ * Extends a running job's lease to `now + visibilityTimeoutMs`, fenced like the finish: only while
+ * the row is still running this attempt. False when it is not, so a worker whose lease was taken
+ * over can never take it back.
+ */
+async function renewLease(db: Db, job: ClaimedJob, visibilityTimeoutMs: number, now: Date): Promise<boolean> {
+  const updated = await jobsOf(db)
+    .updateTable('jobs')
+    .set({ locked_until: new Date(now.getTime() + visibilityTimeoutMs), updated_at: now })
+    .where('id', '=', job.id)
+    .where('status', '=', 'running')
+    .where('attempts', '=', job.attempt)
+    .executeTakeFirst();
+  return updated.numUpdatedRows > 0n;
+}
+
+/** Why a run's signal was aborted by its lease (its `reason`, for the handler and the logs). */
+export const leaseTakenOverMessage = 'The job was claimed again or finished elsewhere while this run held it';
+export const leaseRanOutMessage = 'The lease ran out: it could not be renewed in time';
+
+/** The lease of one run, renewed in the background until `release()`. */
+interface HeldLease {
+  /** Aborted when the lease runs out (no renewal in time) or a renewal finds it taken over. */
+  signal: AbortSignal;
+  /** True once a renewal found the row no longer this run's. */
+  lost(): boolean;
+  /** Stops renewing and waits for a renewal in flight, so the finish sees its result. */
+  release(): Promise<void>;
+}
+
+/**
+ * Holds a claimed job's lease while its handler runs (a heartbeat): every
+ * `leaseRenewalIntervalMs` it renews the lease, and aborts `signal` when a renewal finds the row
+ * taken over, or when the lease, as last renewed, runs out. A failed renewal (the database is down)
+ * is logged and tried again at the next interval until then. Renewals never overlap: the next is
+ * scheduled when the previous one settles. `abandon` stops the renewals for good, so the lease
+ * runs out and another worker claims the job again.
+ */
+function holdLease(
+  db: Db,
+  definition: AnyJobDefinition,
+  job: ClaimedJob,
+  options: { log: JobLog; clock: () => Date; abandon: AbortSignal | undefined },
+): HeldLease {
+  const timeoutMs = definition.visibilityTimeoutMs;
+  const intervalMs = leaseRenewalIntervalMs(timeoutMs);
+  const fields = { id: job.id, name: job.name, attempt: job.attempt };
+  const lease = new AbortController();
+  const startedAtMs = Date.now();
+  let lost = false;
+  let released = false;
+  let renewal: Promise<void> | undefined;
+  let renewTimer: NodeJS.Timeout | undefined;
+  let expiryTimer: NodeJS.Timeout | undefined;
+
+  const stop = () => {
+    released = true;
+    clearTimeout(renewTimer);
+    clearTimeout(expiryTimer);
+    options.abandon?.removeEventListener('abort', stop);
+  };
+  const end = (message: string) => {
+    stop();
+    lease.abort(new Error(message));
+  };
+  // The lease as last written lasts `timeoutMs` from when that renewal was sent.
+  const expireAt = (atMs: number) => {
+    clearTimeout(expiryTimer);
+    expiryTimer = setTimeout(() => {
+      options.log.warn(fields, 'job lease ran out before it could be renewed; aborting the run');
+      end(leaseRanOutMessage);
+    }, atMs - Date.now());
+    expiryTimer.unref();
+  };
+  const scheduleRenewal = () => {
+    if (released) return;
+    if (Date.now() - startedAtMs >= maxLeaseRenewalMs) {
+      options.log.error(fields, 'job ran longer than any lease is renewed; leaving its lease to run out');
+      return;
+    }
+    renewTimer = setTimeout(renew, intervalMs);
+    renewTimer.unref();
+  };
+  const renew = () => {
+    const sentAtMs = Date.now();
+    renewal = renewLease(db, job, timeoutMs, options.clock())
+      .then(
+        (held) => {
+          if (!held) {
+            lost = true;
+            options.log.warn(fields, 'job lease was taken over; aborting the run');
+            end(leaseTakenOverMessage);
+          } else if (!released) {
+            expireAt(sentAtMs + timeoutMs);
+            scheduleRenewal();
+          }
+        },
+        (error: unknown) => {
+          options.log.warn({ ...fields, err: error }, 'renewing a job lease failed; trying again until it runs out');
+          scheduleRenewal();
+        },
+      )
+      .finally(() => {
+        renewal = undefined;
+      });
+  };
+
+  expireAt(startedAtMs + timeoutMs);
+  scheduleRenewal();
+  options.abandon?.addEventListener('abort', stop, { once: true });
+  if (options.abandon?.aborted === true) stop();
+  return {
+    signal: lease.signal,
+    lost: () => lost,
+    async release() {
+      stop();
+      await renewal;
+    },
+  };
+}
+
 /**
  * Runs one claimed job outside any transaction, then records the outcome in a short one: succeeded;
  * failed and queued again after a backoff; or dead after its last attempt. A recurring job that
- * ended (succeeded or dead) enqueues its next run in that same transaction. When the lease was
- * taken over meanwhile (`lease_lost`), the newer attempt owns the row and nothing is written.
+ * ended (succeeded or dead) enqueues its next run in that same transaction. While the handler runs
+ * its lease is renewed (see `holdLease`). When the lease was taken over meanwhile (`lease_lost`),
+ * the newer attempt owns the row and nothing is written.
  */
 export async function runClaimedJob(
   db: Db,
   definition: AnyJobDefinition,
   job: ClaimedJob,
-  options: { log: JobLog; clock?: () => Date; signal?: AbortSignal },
+  options: {
+    log: JobLog;
+    clock?: () => Date;
+    /** The worker is stopping: the handler is asked to return, and its lease is still renewed meanwhile. */
+    signal?: AbortSignal;
+    /** The caller stopped waiting for this run: renewals stop, and the lease is left to run out. */
+    abandon?: AbortSignal;
+  },
 ): Promise<JobOutcome> {
   const clock = options.clock ?? (() => new Date());
-  const lease = new AbortController();
-  const leaseTimer = setTimeout(() => lease.abort(), definition.visibilityTimeoutMs);
-  leaseTimer.unref();
+  const lease = holdLease(db, definition, job, { log: options.log, clock, abandon: options.abandon });
   const signal = options.signal === undefined ? lease.signal : AbortSignal.any([lease.signal, options.signal]);
   const context: JobContext = {
     db,
@@ -353,12 +509,16 @@ export async function runClaimedJob(
   } catch (error) {
     failure = { error };
   } finally {
-    clearTimeout(leaseTimer);
+    await lease.release();
+  }
+  const fields = { id: job.id, name: job.name, attempt: job.attempt };
+  if (lease.lost()) {
+    options.log.warn(fields, 'job finished after its lease was taken over; the newer attempt owns it');
+    return 'lease_lost';
   }
   const now = clock();
   const outcome: JobOutcome =
     failure === undefined ? 'succeeded' : job.attempt >= job.maxAttempts ? 'dead' : 'retrying';
-  const fields = { id: job.id, name: job.name, attempt: job.attempt };
   const recorded = await inTransaction(db, async (tx) => {
     const jobs = jobsOf(tx);
     let update = jobs.updateTable('jobs').set({ updated_at: now, locked_until: null });

@@ -33,7 +33,10 @@ export interface WorkerOptions {
 }
 
 export interface Worker {
-  /** Stops claiming, asks running jobs to stop between rounds, and waits for them (bounded). */
+  /**
+   * Stops claiming, asks running jobs to stop between rounds, and waits for them (bounded), renewing
+   * their leases meanwhile; jobs still running when the wait runs out are left to their leases.
+   */
   stop(): Promise<void>;
 }
 
@@ -61,6 +64,9 @@ export function startWorker(db: Db, options: WorkerOptions): Worker {
   const nextScheduleAtMs = new Map<string, number>();
   const running = new Set<Promise<unknown>>();
   const stopping = new AbortController();
+  // Aborted when stop() gives up waiting: running jobs stop renewing their leases, so other workers
+  // claim them again once the leases run out, as if this process had died.
+  const abandoning = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let polling: Promise<void> | undefined;
   let backlog = false;
@@ -77,7 +83,12 @@ export function startWorker(db: Db, options: WorkerOptions): Worker {
   const start = (job: ClaimedJob) => {
     const definition = byName.get(job.name);
     assert(definition !== undefined, `claimed job ${job.name} that is not in the catalog`);
-    const run: Promise<unknown> = runClaimedJob(db, definition, job, { log, clock, signal: stopping.signal })
+    const run: Promise<unknown> = runClaimedJob(db, definition, job, {
+      log,
+      clock,
+      signal: stopping.signal,
+      abandon: abandoning.signal,
+    })
       .catch((error: unknown) =>
         log.error({ err: error, id: job.id, name: job.name }, 'recording a job outcome failed'),
       )
@@ -133,8 +144,10 @@ export function startWorker(db: Db, options: WorkerOptions): Worker {
       const finished = Promise.allSettled([...running]).then(() => false);
       const gaveUp = await Promise.race([finished, timedOut]);
       clearTimeout(timeout);
-      if (gaveUp)
+      if (gaveUp) {
+        abandoning.abort();
         log.warn({ running: running.size }, 'worker stopped with jobs still running; their leases will expire');
+      }
     },
   };
 }
