@@ -973,9 +973,10 @@ function urlText(input: unknown, pools: Pools): string {
 function targetOf(plan: Plan, pools: Pools): string {
   let path = plan.operation.path.replace(/\{([^}]+)\}/g, (_, name: string) => {
     const segment = urlText(plan.pathValues[name], pools);
-    // A parameter of "." or ".." would be a dot segment, which the client resolves away before
-    // sending (PATCH /v1/programs/../users/x is PATCH /v1/users/x): send the dots escaped.
-    return segment === '.' || segment === '..' ? segment.replaceAll('.', '%2E') : segment;
+    // A parameter of "." or ".." is a dot segment, which every URL client resolves away before
+    // sending, escaped (%2E) or not (PATCH /v1/programs/../users/x is PATCH /v1/users/x): no
+    // request can carry it to this route. Three dots is the nearest value that can.
+    return segment === '.' || segment === '..' ? '...' : segment;
   });
   if (plan.pathStyle === 'trailingSlash') path = `${path}/`;
   if (plan.pathStyle === 'doubleSlash') path = path.replace('/v1/', '/v1//');
