@@ -627,7 +627,7 @@ interface Plan {
 }
 
 const rawUrlText = fc
-  .constantFrom('%', '%zz', '%00', 'a%00b', '%ED%A0%80', '%C0%AF', '%FF', '..', '.', '%2e%2e', '%2F', ';x=1', '%u0000')
+  .constantFrom('%', '%zz', '%00', 'a%00b', '%ED%A0%80', '%C0%AF', '%FF', '%2F', ';x=1', '%u0000')
   .map((text) => new RawUrl(text));
 
 let knownPrefixes: string[] = [];
@@ -976,7 +976,7 @@ function targetOf(plan: Plan, pools: Pools): string {
     // A parameter of "." or ".." is a dot segment, which every URL client resolves away before
     // sending, escaped (%2E) or not (PATCH /v1/programs/../users/x is PATCH /v1/users/x): no
     // request can carry it to this route. Three dots is the nearest value that can.
-    return segment === '.' || segment === '..' ? '...' : segment;
+    return /^(?:\.|%2e){1,2}$/i.test(segment) ? '...' : segment;
   });
   if (plan.pathStyle === 'trailingSlash') path = `${path}/`;
   if (plan.pathStyle === 'doubleSlash') path = path.replace('/v1/', '/v1//');
