@@ -1,21 +1,28 @@
 /**
  * `npm run bench [-- --seconds N --connections N]`
  *
- * Measures what one machine does with Tranche's hot path, in four parts, on a scratch PostgreSQL
- * database that is dropped at the end (also on failure or Ctrl-C):
+ * Measures what one machine does with Tranche's hot path, on a scratch PostgreSQL database that is
+ * dropped at the end (also on failure or Ctrl-C). Each phase reports ops/s, p50, p99, errors and
+ * its ratio to the ceiling measured in the same run:
  *   1. ceiling: the cheapest possible "reserve from one pool row + append an entry" transaction,
- *      straight over `pg`, as many connections as the service gets;
- *   2. the real server (a child process) over HTTP: assignments and completions on one hot program;
+ *      straight over `pg`, with as many connections as one server process's pool;
+ *   2. the real server (a child process) over HTTP, driven by wrk (`usertasks.lua`) at
+ *      `--connections`: assignments, then completions of those user tasks, on one hot program;
  *   3. the same over 1,000 programs, where rows are not contended;
  *   4. the domain functions in-process (no HTTP) on one hot program, to separate database
- *      contention from the cost of HTTP, validation and JSON.
- * Then it checks every program's books over HTTP and prints one table.
+ *      contention from the cost of HTTP, validation and JSON;
+ *   5. two server processes on one hot program, one wrk against each, half the connections each;
+ *   6. the embedded default: a server on PGlite (no DATABASE_URL, a temporary TRANCHE_DATA_DIR).
+ * Then it checks every program's books over HTTP and prints one table, with the ledger's batch
+ * sizes from each server's /metrics. Without wrk on PATH the HTTP phases are skipped, with a hint:
+ * a load generator slower than the server would measure itself.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { cpus, totalmem } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -26,6 +33,7 @@ import { assign } from '../src/usertasks/assign.js';
 import { complete } from '../src/usertasks/transitions.js';
 import { runUnit } from '../src/work/runner.js';
 import type { UnitContext } from '../src/work/unit.js';
+import { findWrk, mergedPercentileMs, runWrk, settle } from './wrk.js';
 
 // ---------------------------------------------------------------------------------------------
 // Limits and workload sizes, each with its unit.
@@ -33,10 +41,19 @@ import type { UnitContext } from '../src/work/unit.js';
 /** Length of each timed phase, in seconds, unless `--seconds` says otherwise. */
 const defaultPhaseSeconds = 10;
 const maxPhaseSeconds = 600;
-/** Concurrent callers (and database connections) per phase, unless `--connections` says otherwise. */
-const defaultConnections = 16;
-/** PostgreSQL's default max_connections is 100; the server and the in-process pool each take this many. */
-const maxConnections = 40;
+/** Concurrent HTTP connections (wrk) and in-process callers per phase, unless `--connections` says otherwise. */
+const defaultConnections = 64;
+const maxConnections = 1_000;
+/**
+ * Database connections of one server process's pool, and of the ceiling and in-process phases.
+ * Two processes run at once (the two-process phase, and the first server beside the in-process
+ * pool), so twice this plus the bench's own clients must fit in PostgreSQL's max_connections
+ * (100 by default); the bench checks that before it starts.
+ */
+const poolConnections = 40;
+const processesSharingDatabase = 2;
+/** Connections the bench itself holds beside the pools: an admin client, a settling margin, in connections. */
+const benchOwnConnections = 5;
 const defaultAdminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** How long the server child may take to answer `/readyz` with 200, in milliseconds. */
@@ -65,6 +82,9 @@ const spreadMaxParticipants = 100;
 const spreadUsersPerProgram = 3;
 /** Programs created at once during the untimed setup. */
 const programCreationConcurrency = 8;
+
+/** Users enrolled in the two-process and the embedded hot programs. */
+const secondaryHotUsers = 100;
 
 /** Error messages kept per phase to show what went wrong, and server log lines echoed. */
 const maxErrorSamples = 5;
@@ -166,15 +186,30 @@ interface Row {
   errors: number;
 }
 
-function summarize(result: PhaseResult): Row {
+/** A finished phase: its row, and what to say about its errors and the ledger's batches. */
+interface Measured {
+  row: Row;
+  elapsedSeconds: number;
+  errorKinds: Map<string, number>;
+  errorSamples: string[];
+  /** The ledger's batches during the phase, from /metrics; undefined for phases without a server. */
+  batches?: LedgerBatches | undefined;
+}
+
+function summarize(result: PhaseResult): Measured {
   const sorted = Float64Array.from(result.latenciesMs).sort();
   return {
-    phase: result.name,
-    ops: result.ok,
-    opsPerSecond: result.elapsedSeconds > 0 ? result.ok / result.elapsedSeconds : 0,
-    p50: percentile(sorted, 0.5),
-    p99: percentile(sorted, 0.99),
-    errors: result.errors,
+    row: {
+      phase: result.name,
+      ops: result.ok,
+      opsPerSecond: result.elapsedSeconds > 0 ? result.ok / result.elapsedSeconds : 0,
+      p50: percentile(sorted, 0.5),
+      p99: percentile(sorted, 0.99),
+      errors: result.errors,
+    },
+    elapsedSeconds: result.elapsedSeconds,
+    errorKinds: result.errorKinds,
+    errorSamples: result.errorSamples,
   };
 }
 
@@ -292,6 +327,7 @@ const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 
 interface ServerProcess {
   baseUrl: string;
+  adminToken: string;
   child: ChildProcess;
   errorLines: () => number;
   stop(): Promise<void>;
@@ -299,7 +335,9 @@ interface ServerProcess {
 
 async function startServer(options: {
   repoRoot: string;
-  databaseUrl: string;
+  /** PostgreSQL; undefined runs the embedded default (PGlite in `dataDir`). */
+  databaseUrl: string | undefined;
+  dataDir?: string;
   adminToken: string;
   poolSize: number;
 }): Promise<ServerProcess> {
@@ -307,17 +345,21 @@ async function startServer(options: {
   // TRANCHE_BENCH_CPU_PROFILE_DIR: the server writes a V8 CPU profile there when it exits.
   const profileDir = process.env.TRANCHE_BENCH_CPU_PROFILE_DIR;
   const profile = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    TRANCHE_ADMIN_TOKEN: options.adminToken,
+    LOG_LEVEL: 'warn',
+    TRANCHE_DATABASE_POOL_SIZE: String(options.poolSize),
+  };
+  // The embedded default is what a server without DATABASE_URL runs, so none may leak in from the shell.
+  delete env.DATABASE_URL;
+  if (options.databaseUrl !== undefined) env.DATABASE_URL = options.databaseUrl;
+  if (options.dataDir !== undefined) env.TRANCHE_DATA_DIR = options.dataDir;
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'apps/server/src/main.ts', 'serve'], {
     cwd: options.repoRoot,
-    env: {
-      ...process.env,
-      DATABASE_URL: options.databaseUrl,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      TRANCHE_ADMIN_TOKEN: options.adminToken,
-      LOG_LEVEL: 'warn',
-      TRANCHE_DATABASE_POOL_SIZE: String(options.poolSize),
-    },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let exited: string | undefined;
@@ -375,7 +417,7 @@ async function startServer(options: {
     }
     await sleep(readyPollIntervalMs);
   }
-  return { baseUrl, child, errorLines: () => errorLines, stop };
+  return { baseUrl, adminToken: options.adminToken, child, errorLines: () => errorLines, stop };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,7 +494,7 @@ async function ceilingPhase(databaseUrl: string, connections: number, seconds: n
 interface Expectation {
   assigned: number;
   completed: number;
-  /** Requests whose outcome is unknown (no HTTP answer): the server may or may not have applied them. */
+  /** Requests whose outcome stayed unknown (no answer, even when resent): the server may or may not have applied them. */
   indeterminate: number;
 }
 
@@ -463,17 +505,6 @@ function expectationOf(expectations: Map<string, Expectation>, programId: string
     expectations.set(programId, expectation);
   }
   return expectation;
-}
-
-/** Counts an outcome: an HTTP answer is definite, anything else (timeout, reset) is not. */
-async function counted(expectation: Expectation, field: 'assigned' | 'completed', work: () => Promise<void>) {
-  try {
-    await work();
-    expectation[field]++;
-  } catch (error) {
-    if (!(error instanceof HttpError)) expectation.indeterminate++;
-    throw error;
-  }
 }
 
 interface Workload {
@@ -502,41 +533,161 @@ async function createProgramWithUsers(
   return { programId: program.id, userIds };
 }
 
+/** What the HTTP phases share: wrk, a scratch directory, the running wrk processes, the phase length. */
+interface WrkContext {
+  wrk: string;
+  scratchDir: string;
+  children: Set<ChildProcess>;
+  connections: number;
+  seconds: number;
+  /** Makes every phase's Idempotency-Keys unique. */
+  runId: string;
+}
+
+/** One server and the organization key wrk uses against it. */
+interface Target {
+  server: ServerProcess;
+  apiKey: string;
+}
+
+/**
+ * One HTTP phase: a wrk process per target, the connections split between them, each given its
+ * share of `input` (assign: every pair; complete: every `targets.length`-th user task). What wrk
+ * left open is settled afterwards, so `expectations` count every outcome. Answers the user tasks
+ * that now exist (assign) or were completed (complete), as [id, programId].
+ */
+async function wrkPhase(
+  context: WrkContext,
+  name: string,
+  mode: 'assign' | 'complete',
+  targets: readonly Target[],
+  input: readonly (readonly [string, string])[],
+  expectations: Map<string, Expectation>,
+): Promise<{ measured: Measured; done: [string, string][] }> {
+  const keyPrefix = `${context.runId}-${name.replace(/[^a-z0-9]+/gi, '-')}`;
+  const batchesBefore = await ledgerBatchesOf(targets.map((target) => target.server));
+  const reports = await Promise.all(
+    targets.map((target, index) =>
+      runWrk({
+        wrk: context.wrk,
+        baseUrl: target.server.baseUrl,
+        token: target.apiKey,
+        mode,
+        input: mode === 'assign' ? input : input.filter((_, line) => line % targets.length === index),
+        connections: Math.max(1, Math.floor(context.connections / targets.length)),
+        seconds: context.seconds,
+        keyPrefix: `${keyPrefix}-${index}`,
+        amountDollars: taskValueDollars,
+        scratchDir: context.scratchDir,
+        children: context.children,
+      }),
+    ),
+  );
+  const batchesAfter = await ledgerBatchesOf(targets.map((target) => target.server));
+  const field = mode === 'assign' ? 'assigned' : 'completed';
+  const done: [string, string][] = [];
+  const errorKinds = new Map<string, number>();
+  const errorSamples: string[] = [];
+  const addKind = (kind: string, count: number) => errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + count);
+  let settledCount = 0;
+  const settledOutcomes = { succeeded: 0, refused: 0, unknown: 0 };
+  for (const [index, report] of reports.entries()) {
+    const target = targets[index] as Target;
+    for (const [status, count] of report.statuses) addKind(`HTTP ${status}`, count);
+    if (report.socketErrors > 0) addKind('socket error or timeout', report.socketErrors);
+    // The settling answers count in the books, not in the phase's ops: they came after its time.
+    const settled = await settle(target.server.baseUrl, target.apiKey, report.pending);
+    settledCount += report.pending.length;
+    settledOutcomes.succeeded += settled.succeeded.length;
+    settledOutcomes.refused += settled.refused.length;
+    settledOutcomes.unknown += settled.unknown.length;
+    for (const item of [...report.succeeded, ...settled.succeeded]) {
+      expectationOf(expectations, item.programId)[field]++;
+      done.push([item.id, item.programId]);
+    }
+    for (const item of settled.unknown) expectationOf(expectations, item.programId).indeterminate++;
+    for (const item of settled.refused) {
+      if (errorSamples.length < maxErrorSamples) errorSamples.push(`resent: ${item.status} ${item.text}`);
+    }
+  }
+  const ops = reports.reduce((sum, report) => sum + report.succeeded.length, 0);
+  const elapsedSeconds = Math.max(...reports.map((report) => report.durationSeconds));
+  const errors = [...errorKinds.values()].reduce((sum, count) => sum + count, 0);
+  console.log(
+    `  ${name}: resent ${settledCount} requests wrk left open (in flight at its end, or refused): ${settledOutcomes.succeeded} succeeded, ${settledOutcomes.refused} refused, ${settledOutcomes.unknown} unknown`,
+  );
+  return {
+    measured: {
+      row: {
+        phase: name,
+        ops,
+        opsPerSecond: elapsedSeconds > 0 ? ops / elapsedSeconds : 0,
+        p50: mergedPercentileMs(reports, 50),
+        p99: mergedPercentileMs(reports, 99),
+        errors,
+      },
+      elapsedSeconds,
+      errorKinds,
+      errorSamples,
+      batches: difference(batchesAfter, batchesBefore),
+    },
+    done,
+  };
+}
+
+/** Assignments on `workloads`, then completions of every user task they created, over HTTP with wrk. */
 async function assignAndCompleteOverHttp(
-  api: Api,
+  context: WrkContext,
   label: string,
+  targets: readonly Target[],
   workloads: readonly Workload[],
   expectations: Map<string, Expectation>,
-  connections: number,
-  seconds: number,
-): Promise<[PhaseResult, PhaseResult]> {
-  const created: { id: string; programId: string }[] = [];
-  const assignments = await runPhase(`${label} assign (HTTP)`, connections, seconds, () => {
-    const workload = pick(workloads);
-    const userId = pick(workload.userIds);
-    const expectation = expectationOf(expectations, workload.programId);
-    return () =>
-      counted(expectation, 'assigned', async () => {
-        const userTask = await api.call<{ id: string }>('POST', '/v1/usertasks', {
-          programId: workload.programId,
-          userId,
-          monetaryValue: taskValueDollars,
-        });
-        created.push({ id: userTask.id, programId: workload.programId });
+): Promise<Measured[]> {
+  const pairs = shuffle(
+    workloads.flatMap((workload) => workload.userIds.map((userId) => [workload.programId, userId] as const)),
+  );
+  const assigned = await wrkPhase(context, `${label} assign`, 'assign', targets, pairs, expectations);
+  const completed = await wrkPhase(
+    context,
+    `${label} complete`,
+    'complete',
+    targets,
+    shuffle(assigned.done),
+    expectations,
+  );
+  return [assigned.measured, completed.measured];
+}
+
+/** The ledger's batch histogram of one or more server processes: batches, and operations in them. */
+interface LedgerBatches {
+  batches: number;
+  operations: number;
+}
+
+/** Sums `tranche_ledger_batch_operations` over the servers' /metrics; undefined when one cannot be read. */
+async function ledgerBatchesOf(servers: readonly ServerProcess[]): Promise<LedgerBatches | undefined> {
+  const total: LedgerBatches = { batches: 0, operations: 0 };
+  for (const server of servers) {
+    try {
+      const response = await fetch(`${server.baseUrl}/metrics`, {
+        headers: { authorization: `Bearer ${server.adminToken}` },
+        signal: AbortSignal.timeout(requestTimeoutMs),
       });
-  });
-  const queue = shuffle([...created]);
-  let cursor = 0;
-  const completions = await runPhase(`${label} complete (HTTP)`, connections, seconds, () => {
-    const userTask = queue[cursor++];
-    if (userTask === undefined) return undefined;
-    const expectation = expectationOf(expectations, userTask.programId);
-    return () =>
-      counted(expectation, 'completed', async () => {
-        await api.call('PUT', `/v1/usertasks/${userTask.id}/complete`, {});
-      });
-  });
-  return [assignments, completions];
+      const text = await response.text();
+      if (response.status !== 200) return undefined;
+      const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+      total.batches += value('tranche_ledger_batch_operations_count');
+      total.operations += value('tranche_ledger_batch_operations_sum');
+    } catch {
+      return undefined;
+    }
+  }
+  return Number.isFinite(total.batches) && Number.isFinite(total.operations) ? total : undefined;
+}
+
+function difference(after: LedgerBatches | undefined, before: LedgerBatches | undefined): LedgerBatches | undefined {
+  if (after === undefined || before === undefined) return undefined;
+  return { batches: after.batches - before.batches, operations: after.operations - before.operations };
 }
 
 class DomainError extends Error {
@@ -550,15 +701,16 @@ async function assignAndCompleteInProcess(
   organizationId: string,
   workload: Workload,
   expectation: Expectation,
-  connections: number,
+  callers: number,
   seconds: number,
 ): Promise<[PhaseResult, PhaseResult]> {
-  const database = await openDatabase({ databaseUrl, dataDir: 'memory://', poolSize: connections });
+  // The callers queue for a pool the size of a server's, as the server's requests do.
+  const database = await openDatabase({ databaseUrl, dataDir: 'memory://', poolSize: poolConnections });
   try {
     const created: string[] = [];
     // The same runner as the routes: the unit's rows, events and, last, its money.
     const context: UnitContext = { organizationId, actor: { kind: 'system', id: 'bench' }, requestId: null };
-    const assignments = await runPhase('hot program assign (in-process)', connections, seconds, () => {
+    const assignments = await runPhase('hot program assign (in-process)', callers, seconds, () => {
       const userId = pick(workload.userIds);
       return async () => {
         const outcome = await runUnit(database.db, context, (unit) =>
@@ -572,7 +724,7 @@ async function assignAndCompleteInProcess(
     });
     const queue = shuffle([...created]);
     let cursor = 0;
-    const completions = await runPhase('hot program complete (in-process)', connections, seconds, () => {
+    const completions = await runPhase('hot program complete (in-process)', callers, seconds, () => {
       const id = queue[cursor++];
       if (id === undefined) return undefined;
       return async () => {
@@ -626,8 +778,8 @@ async function checkBooks(
 // ---------------------------------------------------------------------------------------------
 // Report.
 
-function printTable(rows: Row[]): void {
-  const header = ['phase', 'ops', 'ops/s', 'p50 ms', 'p99 ms', 'errors'];
+function printTable(rows: Row[], ceilingOpsPerSecond: number): void {
+  const header = ['phase', 'ops', 'ops/s', 'p50 ms', 'p99 ms', 'errors', '× ceiling'];
   const cells = rows.map((row) => [
     row.phase,
     String(row.ops),
@@ -635,6 +787,7 @@ function printTable(rows: Row[]): void {
     row.p50.toFixed(1),
     row.p99.toFixed(1),
     String(row.errors),
+    ceilingOpsPerSecond > 0 ? (row.opsPerSecond / ceilingOpsPerSecond).toFixed(3) : '?',
   ]);
   const widths = header.map((title, column) =>
     Math.max(title.length, ...cells.map((line) => line[column]?.length ?? 0)),
@@ -648,45 +801,145 @@ function printTable(rows: Row[]): void {
   for (const line of cells) console.log(format(line));
 }
 
-function printErrors(results: PhaseResult[]): void {
-  for (const result of results) {
-    if (result.errors === 0) continue;
-    const kinds = [...result.errorKinds].map(([kind, count]) => `${kind} ×${count}`).join(', ');
-    console.log(`errors in "${result.name}": ${kinds}`);
-    for (const sample of result.errorSamples) console.log(`  e.g. ${sample}`);
+function batchesText(batches: LedgerBatches): string {
+  const mean = batches.batches > 0 ? (batches.operations / batches.batches).toFixed(2) : '-';
+  return `${batches.batches} batches, ${batches.operations} operations, ${mean} per batch`;
+}
+
+function printBatches(phases: Measured[]): void {
+  const withBatches = phases.filter((phase) => phase.batches !== undefined);
+  if (withBatches.length === 0) return;
+  console.log('ledger batches during each server phase (tranche_ledger_batch_operations count/sum from /metrics):');
+  for (const phase of withBatches) {
+    if (phase.batches !== undefined) console.log(`  ${phase.row.phase}: ${batchesText(phase.batches)}`);
   }
+}
+
+function printErrors(phases: Measured[]): void {
+  for (const phase of phases) {
+    if (phase.row.errors === 0 && phase.errorSamples.length === 0) continue;
+    const kinds = [...phase.errorKinds].map(([kind, count]) => `${kind} ×${count}`).join(', ');
+    console.log(`errors in "${phase.row.phase}": ${kinds}`);
+    for (const sample of phase.errorSamples) console.log(`  e.g. ${sample}`);
+  }
+}
+
+function printBooks(label: string, books: { checked: number; problems: string[] }): void {
+  console.log(
+    books.problems.length === 0
+      ? `books (${label}): ${books.checked} programs balance (total = available + reserved + disbursing + disbursed + returned) and match the counted operations`
+      : `books (${label}): ${books.problems.length} of ${books.checked} programs DO NOT balance`,
+  );
+  for (const problem of books.problems.slice(0, maxErrorSamples)) console.log(`  ${problem}`);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Main.
+
+/** Everything the bench starts, so that one cleanup ends it, also on failure or a signal. */
+interface Resources {
+  servers: Set<ServerProcess>;
+  wrkChildren: Set<ChildProcess>;
+  databaseCreated: boolean;
+  scratchDir: string | undefined;
+}
+
+async function startTracked(resources: Resources, options: Parameters<typeof startServer>[0]): Promise<ServerProcess> {
+  const server = await startServer(options);
+  resources.servers.add(server);
+  return server;
+}
+
+async function stopTracked(resources: Resources, server: ServerProcess): Promise<void> {
+  await server.stop();
+  resources.servers.delete(server);
+}
+
+/** A server's organization and hot program, with its users, ready for wrk. */
+async function prepareHotProgram(
+  server: ServerProcess,
+  name: string,
+  users: number,
+  concurrency: number,
+): Promise<{ api: Api; organizationId: string; target: Target; workload: Workload }> {
+  const operator = new Api(server.baseUrl, server.adminToken);
+  const organization = await operator.call<{ id: string; apiKey: string }>('POST', '/v1/organizations', {
+    name: `Bench organization (${name})`,
+  });
+  const api = new Api(server.baseUrl, organization.apiKey);
+  const workload = await createProgramWithUsers(api, name, hotPoolDollars, hotMaxParticipants, users, concurrency);
+  return { api, organizationId: organization.id, target: { server, apiKey: organization.apiKey }, workload };
+}
+
+async function createSpreadPrograms(api: Api, expectations: Map<string, Expectation>, connections: number) {
+  const setupStarted = performance.now();
+  console.log(`setup: ${spreadPrograms} programs with ${spreadUsersPerProgram} users each`);
+  const spread: Workload[] = [];
+  await forEachConcurrently(Array.from({ length: spreadPrograms }), programCreationConcurrency, async (_, index) => {
+    const program = await api.call<ProgramBody>('POST', '/v1/programs', {
+      name: `Bench program ${index + 1}`,
+      totalAwardPool: spreadPoolDollars,
+      maxParticipants: spreadMaxParticipants,
+    });
+    spread.push({ programId: program.id, userIds: [] });
+    expectationOf(expectations, program.id);
+  });
+  const enrollments = spread.flatMap((workload) => Array.from({ length: spreadUsersPerProgram }, () => workload));
+  await forEachConcurrently(enrollments, connections, async (workload) => {
+    const user = await api.call<{ id: string }>('POST', '/v1/users', { programId: workload.programId });
+    workload.userIds.push(user.id);
+  });
+  const setupSeconds = (performance.now() - setupStarted) / 1000;
+  const setupRequests = spreadPrograms + enrollments.length;
+  console.log(
+    `  setup: ${setupRequests} requests in ${setupSeconds.toFixed(1)} s (${(setupRequests / setupSeconds).toFixed(0)}/s)`,
+  );
+  return spread;
+}
 
 async function main(): Promise<number> {
   const benchStarted = performance.now();
   const options = parseOptions();
   const { seconds, connections } = options;
   const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-  const databaseName = `tranche_bench_${randomBytes(6).toString('hex')}`;
+  const runId = randomBytes(6).toString('hex');
+  const databaseName = `tranche_bench_${runId}`;
   const scratchUrl = new URL(options.adminUrl);
   scratchUrl.pathname = `/${databaseName}`;
   const databaseUrl = scratchUrl.toString();
+  const wrk = findWrk();
 
-  let server: ServerProcess | undefined;
-  let databaseCreated = false;
+  const resources: Resources = {
+    servers: new Set(),
+    wrkChildren: new Set(),
+    databaseCreated: false,
+    scratchDir: undefined,
+  };
   let cleaned: Promise<void> | undefined;
   const cleanUp = () => {
     cleaned ??= (async () => {
-      await server?.stop().catch((error: unknown) => console.error(`stopping the server: ${errorText(error)}`));
-      if (databaseCreated) {
+      for (const child of resources.wrkChildren) child.kill('SIGKILL');
+      await Promise.all(
+        [...resources.servers].map((server) =>
+          server.stop().catch((error: unknown) => console.error(`stopping a server: ${errorText(error)}`)),
+        ),
+      );
+      if (resources.databaseCreated) {
         await withAdmin(options.adminUrl, (client) =>
           client.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`),
         ).catch((error: unknown) => console.error(`dropping ${databaseName}: ${errorText(error)}`));
+      }
+      if (resources.scratchDir !== undefined) {
+        await rm(resources.scratchDir, { recursive: true, force: true }).catch((error: unknown) =>
+          console.error(`removing ${resources.scratchDir}: ${errorText(error)}`),
+        );
       }
     })();
     return cleaned;
   };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      console.error(`\n${signal}: stopping the server and dropping ${databaseName}`);
+      console.error(`\n${signal}: stopping the servers and wrk, dropping ${databaseName}`);
       void cleanUp().finally(() => process.exit(130));
     });
   }
@@ -702,92 +955,76 @@ async function main(): Promise<number> {
         sharedBuffers: await setting('shared_buffers'),
         maxConnections: await setting('max_connections'),
       };
+      const needed = processesSharingDatabase * poolConnections + benchOwnConnections;
+      if (Number(result.maxConnections) < needed) {
+        throw new UsageError(
+          `PostgreSQL allows ${result.maxConnections} connections; the bench needs ${needed} (${processesSharingDatabase} pools of ${poolConnections}, and its own)`,
+        );
+      }
       await client.query(`CREATE DATABASE ${databaseName}`);
-      databaseCreated = true;
+      resources.databaseCreated = true;
       return result;
     });
+    resources.scratchDir = await mkdtemp(join(tmpdir(), 'tranche-bench-'));
     const cpuModel = cpus()[0]?.model.trim() ?? 'unknown CPU';
     const machine = [
       `machine: ${cpus().length} cores (${cpuModel}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}`,
       `PostgreSQL ${facts.version}: synchronous_commit=${facts.synchronousCommit}, fsync=${facts.fsync}, shared_buffers=${facts.sharedBuffers}, max_connections=${facts.maxConnections}`,
-      `run: ${seconds} s per phase, ${connections} concurrent callers / connections, database ${databaseName}`,
+      `run: ${seconds} s per phase, ${connections} HTTP connections (wrk) / in-process callers, ${poolConnections} database connections per pool, database ${databaseName}`,
+      wrk === undefined
+        ? 'wrk: not found on PATH, so the HTTP phases are skipped; install it (`apt-get install wrk`, `brew install wrk`) and run again'
+        : `wrk: ${wrk}`,
     ];
     for (const line of machine) console.log(line);
 
-    const results: PhaseResult[] = [];
-    const phaseDone = (result: PhaseResult) => {
-      results.push(result);
-      const row = summarize(result);
+    const phases: Measured[] = [];
+    const phaseDone = (measured: Measured) => {
+      phases.push(measured);
+      const row = measured.row;
+      const batches = measured.batches === undefined ? '' : `; ledger: ${batchesText(measured.batches)}`;
       console.log(
-        `  ${row.phase}: ${row.ops} ops in ${result.elapsedSeconds.toFixed(1)} s, ${row.opsPerSecond.toFixed(0)}/s, p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, ${row.errors} errors`,
+        `  ${row.phase}: ${row.ops} ops in ${measured.elapsedSeconds.toFixed(1)} s, ${row.opsPerSecond.toFixed(0)}/s, p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, ${row.errors} errors${batches}`,
       );
     };
+    const context: WrkContext | undefined =
+      wrk === undefined
+        ? undefined
+        : { wrk, scratchDir: resources.scratchDir, children: resources.wrkChildren, connections, seconds, runId };
+    let serverErrorLines = 0;
+    let booksFailed = false;
 
     console.log('ceiling: one pool row, BEGIN; UPDATE … WHERE available >= $1; INSERT entry; COMMIT');
-    phaseDone(await ceilingPhase(databaseUrl, connections, seconds));
+    const ceiling = summarize(await ceilingPhase(databaseUrl, poolConnections, seconds));
+    phaseDone(ceiling);
 
     console.log('starting the server');
     const adminToken = `bench_admin_${randomBytes(16).toString('hex')}`;
-    server = await startServer({ repoRoot, databaseUrl, adminToken, poolSize: connections });
-    const operator = new Api(server.baseUrl, adminToken);
-    const organization = await operator.call<{ id: string; apiKey: string }>('POST', '/v1/organizations', {
-      name: 'Bench organization',
-    });
-    const api = new Api(server.baseUrl, organization.apiKey);
+    const server = await startTracked(resources, { repoRoot, databaseUrl, adminToken, poolSize: poolConnections });
     const expectations = new Map<string, Expectation>();
-
     console.log(`setup: hot program with ${hotUsers} users`);
-    const hot = await createProgramWithUsers(
-      api,
-      'Bench hot program',
-      hotPoolDollars,
-      hotMaxParticipants,
-      hotUsers,
-      connections,
-    );
-    expectationOf(expectations, hot.programId);
-    for (const result of await assignAndCompleteOverHttp(
-      api,
-      'hot program',
-      [hot],
-      expectations,
-      connections,
-      seconds,
-    )) {
-      phaseDone(result);
-    }
-
-    const setupStarted = performance.now();
-    console.log(`setup: ${spreadPrograms} programs with ${spreadUsersPerProgram} users each`);
-    const spread: Workload[] = [];
-    await forEachConcurrently(Array.from({ length: spreadPrograms }), programCreationConcurrency, async (_, index) => {
-      const program = await api.call<ProgramBody>('POST', '/v1/programs', {
-        name: `Bench program ${index + 1}`,
-        totalAwardPool: spreadPoolDollars,
-        maxParticipants: spreadMaxParticipants,
-      });
-      spread.push({ programId: program.id, userIds: [] });
-      expectationOf(expectations, program.id);
-    });
-    const enrollments = spread.flatMap((workload) => Array.from({ length: spreadUsersPerProgram }, () => workload));
-    await forEachConcurrently(enrollments, connections, async (workload) => {
-      const user = await api.call<{ id: string }>('POST', '/v1/users', { programId: workload.programId });
-      workload.userIds.push(user.id);
-    });
-    const setupSeconds = (performance.now() - setupStarted) / 1000;
-    const setupRequests = spreadPrograms + enrollments.length;
-    console.log(
-      `  setup: ${setupRequests} requests in ${setupSeconds.toFixed(1)} s (${(setupRequests / setupSeconds).toFixed(0)}/s)`,
-    );
-    for (const result of await assignAndCompleteOverHttp(
-      api,
-      `${spreadPrograms} programs`,
-      spread,
-      expectations,
-      connections,
-      seconds,
-    )) {
-      phaseDone(result);
+    const hot = await prepareHotProgram(server, 'Bench hot program', hotUsers, connections);
+    expectationOf(expectations, hot.workload.programId);
+    const api = hot.api;
+    if (context !== undefined) {
+      for (const measured of await assignAndCompleteOverHttp(
+        context,
+        'hot program',
+        [hot.target],
+        [hot.workload],
+        expectations,
+      )) {
+        phaseDone(measured);
+      }
+      const spread = await createSpreadPrograms(api, expectations, connections);
+      for (const measured of await assignAndCompleteOverHttp(
+        context,
+        `${spreadPrograms} programs`,
+        [hot.target],
+        spread,
+        expectations,
+      )) {
+        phaseDone(measured);
+      }
     }
 
     console.log(`setup: in-process hot program with ${hotUsers} users`);
@@ -801,43 +1038,97 @@ async function main(): Promise<number> {
     );
     for (const result of await assignAndCompleteInProcess(
       databaseUrl,
-      organization.id,
+      hot.organizationId,
       inProcess,
       expectationOf(expectations, inProcess.programId),
       connections,
       seconds,
     )) {
-      phaseDone(result);
+      phaseDone(summarize(result));
+    }
+
+    if (context !== undefined) {
+      console.log('starting a second server on the same database');
+      const second = await startTracked(resources, { repoRoot, databaseUrl, adminToken, poolSize: poolConnections });
+      const shared = await createProgramWithUsers(
+        api,
+        'Bench hot program (two processes)',
+        hotPoolDollars,
+        hotMaxParticipants,
+        secondaryHotUsers,
+        connections,
+      );
+      expectationOf(expectations, shared.programId);
+      const targets = [hot.target, { server: second, apiKey: hot.target.apiKey }];
+      for (const measured of await assignAndCompleteOverHttp(
+        context,
+        'two processes, hot program',
+        targets,
+        [shared],
+        expectations,
+      )) {
+        phaseDone(measured);
+      }
+      serverErrorLines += second.errorLines();
+      await stopTracked(resources, second);
     }
 
     console.log(`checking the books of ${expectations.size} programs`);
     const books = await checkBooks(api, expectations, connections);
-    const serverErrorLines = server.errorLines();
-    await server.stop();
+    serverErrorLines += server.errorLines();
+    await stopTracked(resources, server);
+    booksFailed ||= books.problems.length > 0;
 
-    const rows = results.map(summarize);
-    const ceiling = rows[0];
-    const hotCompletions = rows.find((row) => row.phase === 'hot program complete (HTTP)');
+    let embeddedBooks: { checked: number; problems: string[] } | undefined;
+    if (context !== undefined) {
+      console.log('starting the embedded default: a server on PGlite in a temporary data directory');
+      const dataDir = await mkdtemp(join(resources.scratchDir, 'data-'));
+      const embedded = await startTracked(resources, {
+        repoRoot,
+        databaseUrl: undefined,
+        dataDir,
+        adminToken,
+        poolSize: poolConnections,
+      });
+      const embeddedExpectations = new Map<string, Expectation>();
+      const embeddedHot = await prepareHotProgram(
+        embedded,
+        'Bench hot program (embedded)',
+        secondaryHotUsers,
+        connections,
+      );
+      expectationOf(embeddedExpectations, embeddedHot.workload.programId);
+      for (const measured of await assignAndCompleteOverHttp(
+        context,
+        'embedded (PGlite), hot program',
+        [embeddedHot.target],
+        [embeddedHot.workload],
+        embeddedExpectations,
+      )) {
+        phaseDone(measured);
+      }
+      embeddedBooks = await checkBooks(embeddedHot.api, embeddedExpectations, connections);
+      serverErrorLines += embedded.errorLines();
+      await stopTracked(resources, embedded);
+      booksFailed ||= embeddedBooks.problems.length > 0;
+    }
+
     console.log('');
     for (const line of machine) console.log(line);
     console.log('');
-    printTable(rows);
-    console.log('');
-    if (ceiling !== undefined && hotCompletions !== undefined && ceiling.opsPerSecond > 0) {
-      const ratio = (100 * hotCompletions.opsPerSecond) / ceiling.opsPerSecond;
-      console.log(`hot-program completions / ceiling = ${ratio.toFixed(1)}%`);
-    }
-    const totalErrors = rows.reduce((sum, row) => sum + row.errors, 0);
-    printErrors(results);
-    console.log(`server log lines at level error or fatal: ${serverErrorLines}`);
-    console.log(
-      books.problems.length === 0
-        ? `books: ${books.checked} programs balance (total = available + reserved + disbursing + disbursed + returned) and match the counted operations`
-        : `books: ${books.problems.length} of ${books.checked} programs DO NOT balance`,
+    printTable(
+      phases.map((phase) => phase.row),
+      ceiling.row.opsPerSecond,
     );
-    for (const problem of books.problems.slice(0, maxErrorSamples)) console.log(`  ${problem}`);
+    console.log('');
+    printBatches(phases);
+    const totalErrors = phases.reduce((sum, phase) => sum + phase.row.errors, 0);
+    printErrors(phases);
+    console.log(`server log lines at level error or fatal: ${serverErrorLines}`);
+    printBooks('PostgreSQL', books);
+    if (embeddedBooks !== undefined) printBooks('embedded', embeddedBooks);
     console.log(`bench wall time: ${((performance.now() - benchStarted) / 1000).toFixed(1)} s`);
-    if (books.problems.length > 0) return 1;
+    if (booksFailed) return 1;
     if (totalErrors > 0) console.log(`${totalErrors} operations failed; see above`);
     return 0;
   } finally {
