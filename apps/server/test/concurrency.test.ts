@@ -1,13 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  adminToken,
   type Client,
   client,
-  freePort,
   newOrganization,
   programWithUser,
+  startServerProcess,
   startTestServer,
   type TestServer,
   testDatabaseKind,
@@ -130,35 +128,6 @@ describe('racing requests on one process', () => {
   });
 });
 
-const mainScript = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-
-async function startProcess(databaseUrl: string): Promise<{ child: ChildProcess; baseUrl: string }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', mainScript, 'serve'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      PORT: String(port),
-      TRANCHE_ADMIN_TOKEN: adminToken,
-      LOG_LEVEL: 'warn',
-      TRANCHE_DATABASE_POOL_SIZE: '10',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${baseUrl}/readyz`)).status === 200) return { child, baseUrl };
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  child.kill();
-  throw new Error('server process did not become ready');
-}
-
 describe.runIf(testDatabaseKind === 'postgres')('racing requests across processes on one PostgreSQL', () => {
   const processes: ChildProcess[] = [];
   afterAll(() => {
@@ -167,7 +136,7 @@ describe.runIf(testDatabaseKind === 'postgres')('racing requests across processe
 
   it('three processes: the pool, a user task and the cap hold', async () => {
     expect(server.databaseUrl).toBeDefined();
-    const started = await Promise.all([0, 1, 2].map(() => startProcess(server.databaseUrl as string)));
+    const started = await Promise.all([0, 1, 2].map(() => startServerProcess(server.databaseUrl as string)));
     processes.push(...started.map((s) => s.child));
     const calls = started.map((s) => client(s.baseUrl, org.apiKey));
 

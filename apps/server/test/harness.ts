@@ -1,6 +1,8 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { buildApp } from '../src/app.js';
 import { type DatabaseHandle, openDatabase } from '../src/platform/db.js';
@@ -174,4 +176,46 @@ export async function listAll(call: Client, path: string, maxPages = 100): Promi
     cursor = listed.body.nextCursor;
   }
   throw new Error(`${path}: more than ${maxPages} pages`);
+}
+
+const mainScript = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+/** How long a spawned server may take to answer /readyz with 200, in milliseconds. */
+const serverProcessReadyTimeoutMs = 30_000;
+
+export interface ServerProcess {
+  child: ChildProcess;
+  baseUrl: string;
+  /** Everything the process wrote to stderr (its warn and error log lines). */
+  stderr: string[];
+}
+
+/** Starts `tranche serve` as its own process on a shared PostgreSQL database, its stderr captured. */
+export async function startServerProcess(databaseUrl: string): Promise<ServerProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', mainScript, 'serve'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      TRANCHE_ADMIN_TOKEN: adminToken,
+      LOG_LEVEL: 'warn',
+      TRANCHE_DATABASE_POOL_SIZE: '10',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const stderr: string[] = [];
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => stderr.push(chunk));
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + serverProcessReadyTimeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(`${baseUrl}/readyz`)).status === 200) return { child, baseUrl, stderr };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  child.kill();
+  throw new Error(`server process did not become ready: ${stderr.join('')}`);
 }

@@ -1,17 +1,15 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  adminToken,
   type Call,
   type Client,
   client,
-  freePort,
   listAll,
   newOrganization,
+  type ServerProcess,
+  startServerProcess,
   startTestServer,
   type TestServer,
   testDatabaseKind,
@@ -136,46 +134,6 @@ function outcomeOf(response: Call): string {
 /** A user task id that was never issued, for a complete or cancel whose assignment was refused. */
 const unknownUserTaskId = 'ut_00000000000000000000000000';
 
-const mainScript = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-
-interface ServerProcess {
-  child: ChildProcess;
-  baseUrl: string;
-  /** Everything the process wrote to stderr (its warn and error log lines). */
-  stderr: string[];
-}
-
-/** Starts `tranche serve` as its own process on the shared database, with its stderr captured. */
-async function startProcess(databaseUrl: string): Promise<ServerProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', mainScript, 'serve'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      PORT: String(port),
-      TRANCHE_ADMIN_TOKEN: adminToken,
-      LOG_LEVEL: 'warn',
-      TRANCHE_DATABASE_POOL_SIZE: '10',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const stderr: string[] = [];
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => stderr.push(chunk));
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${baseUrl}/readyz`)).status === 200) return { child, baseUrl, stderr };
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  child.kill();
-  throw new Error(`server process did not become ready: ${stderr.join('')}`);
-}
-
 const cents = (dollars: number) => Math.round(dollars * 100);
 
 /** Deadlocks PostgreSQL counted in one database, retried ones included. */
@@ -234,7 +192,7 @@ describe.runIf(testDatabaseKind === 'postgres')('a mixed workload on two process
   it(`${requestCount} seeded random writes (seed ${seed}): no 5xx, only documented refusals, books that balance`, async () => {
     const databaseUrl = server.databaseUrl as string;
     expect(databaseUrl).toBeDefined();
-    processes.push(...(await Promise.all([0, 1].map(() => startProcess(databaseUrl)))));
+    processes.push(...(await Promise.all([0, 1].map(() => startServerProcess(databaseUrl)))));
     const org = await newOrganization(server);
     const calls = processes.map((started) => client(started.baseUrl, org.apiKey));
 

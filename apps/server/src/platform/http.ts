@@ -206,8 +206,6 @@ export function installAuth(app: App, deps: { db: Db; adminToken: string | undef
   });
 }
 
-export { inTransaction } from './transaction.js';
-
 /** Cursors are opaque to callers: the last id of a page, encoded. */
 export function encodeCursor(lastId: string): string {
   return Buffer.from(JSON.stringify({ after: lastId })).toString('base64url');

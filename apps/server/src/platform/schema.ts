@@ -187,5 +187,3 @@ export interface Database {
   disbursements: DisbursementsTable;
   idempotency_keys: IdempotencyKeysTable;
 }
-
-export type { AccountKind, DisbursementStatus, ProgramStatus, TransferCode, TransferKind, UserTaskStatus };

@@ -149,10 +149,25 @@ export async function transition(
   return rows;
 }
 
-/** Why one user task could not move: missing, or in a state the transition does not start from. */
-export async function refusalOf(unit: UnitOfWork, id: string, action: string): Promise<Result<never>> {
+/**
+ * Why one user task could not move: missing, an amount above its reservation (completion only),
+ * or in a state the transition does not start from. One read, after the transition found no row.
+ */
+export async function refusalOf(
+  unit: UnitOfWork,
+  id: string,
+  action: string,
+  requestedAmountCents?: bigint,
+): Promise<Result<never>> {
   const current = await getUserTask(unit.tx, unit.organizationId, id);
   if (current === undefined) return fail('not_found', `No user task ${id}`);
+  if (
+    current.status === 'assigned' &&
+    requestedAmountCents !== undefined &&
+    requestedAmountCents > current.monetaryValueCents
+  ) {
+    return fail('validation_error', 'amount cannot exceed the reserved monetaryValue', 'amount');
+  }
   if (current.expiresAt !== null && current.expiresAt <= unit.now && current.status === 'assigned') {
     return fail('invalid_state', `User task ${id} expired at ${current.expiresAt.toISOString()}`);
   }
@@ -216,18 +231,7 @@ export async function complete(unit: UnitOfWork, id: string, input: CompleteInpu
     { ids: [id] },
     (results, row) => onlyRefusal(results, row.program_id),
   );
-  if (completed === undefined) {
-    const current = await getUserTask(unit.tx, unit.organizationId, id);
-    if (
-      current !== undefined &&
-      current.status === 'assigned' &&
-      input.amountCents !== undefined &&
-      input.amountCents > current.monetaryValueCents
-    ) {
-      return fail('validation_error', 'amount cannot exceed the reserved monetaryValue', 'amount');
-    }
-    return refusalOf(unit, id, 'completed');
-  }
+  if (completed === undefined) return refusalOf(unit, id, 'completed', input.amountCents);
   const amountCents = completed.completed_amount_cents;
   assert(amountCents !== null && amountCents > 0n, `completed user task ${id} has no amount`);
   await openDisbursement(unit, {
