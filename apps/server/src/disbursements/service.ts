@@ -34,27 +34,45 @@ export async function listDisbursements(
   return (await query.execute()).map(disbursementOf);
 }
 
-/** Opens the disbursement of a verified milestone, in the unit that completes it. */
-export async function openDisbursement(
-  unit: UnitOfWork,
-  input: { id: string; userTaskId: string; programId: string; userId: string; amountCents: bigint },
-): Promise<Disbursement> {
-  const row = await unit.tx
+export interface OpenDisbursement {
+  id: string;
+  userTaskId: string;
+  programId: string;
+  userId: string;
+  amountCents: bigint;
+}
+
+/**
+ * Opens the disbursements of verified milestones, each in the unit that completes it, with one
+ * statement for all of them (the units share a transaction).
+ */
+export async function openDisbursements(
+  opened: readonly { unit: UnitOfWork; disbursement: OpenDisbursement }[],
+): Promise<Disbursement[]> {
+  const [first] = opened;
+  if (first === undefined) return [];
+  const rows = await first.unit.tx
     .insertInto('disbursements')
-    .values({
-      organization_id: unit.organizationId,
-      id: input.id,
-      user_task_id: input.userTaskId,
-      program_id: input.programId,
-      user_id: input.userId,
-      amount_cents: input.amountCents,
-      status: 'pending',
-      created_at: unit.now,
-      updated_at: unit.now,
-    })
+    .values(
+      opened.map(({ unit, disbursement }) => ({
+        organization_id: unit.organizationId,
+        id: disbursement.id,
+        user_task_id: disbursement.userTaskId,
+        program_id: disbursement.programId,
+        user_id: disbursement.userId,
+        amount_cents: disbursement.amountCents,
+        status: 'pending' as const,
+        created_at: unit.now,
+        updated_at: unit.now,
+      })),
+    )
     .returningAll()
-    .executeTakeFirstOrThrow();
-  const disbursement = disbursementOf(row);
-  unit.emit('disbursement.created', presentDisbursement(disbursement));
-  return disbursement;
+    .execute();
+  const byId = new Map(rows.map((row) => [row.id, disbursementOf(row)]));
+  return opened.map(({ unit, disbursement }) => {
+    const created = byId.get(disbursement.id);
+    if (created === undefined) throw new Error(`disbursement ${disbursement.id} was not written`);
+    unit.emit('disbursement.created', presentDisbursement(created));
+    return created;
+  });
 }

@@ -1,5 +1,6 @@
+import { sql } from 'kysely';
 import type { Db } from '../platform/db.js';
-import { fail, ok, type Result } from '../platform/errors.js';
+import { assert, fail, ok, type Result } from '../platform/errors.js';
 import { findProgram } from '../programs/program.js';
 import { lockProgram, releaseRound } from '../programs/service.js';
 import { getUser } from '../users/service.js';
@@ -51,16 +52,41 @@ export async function takeSeat(
   programId: string,
   userId: string,
 ): Promise<Result<Enrollment | null>> {
-  const { tx, organizationId, now } = unit;
+  const [seat] = await takeSeats([{ unit, programId, userId }]);
+  return seat ?? fail('not_found', `No enrollment of ${userId}`);
+}
+
+const seatKey = (seat: { programId: string; userId: string }) => `${seat.programId}\u0000${seat.userId}`;
+
+/**
+ * Seats a batch of participants, one per unit (units of one transaction, in the batch's order),
+ * with one statement for the enrollments and, when anyone takes a new seat, one for the seat
+ * counts. A participant named twice is seated by the first unit; the second finds the seat taken
+ * (null), as it would one request later. When a program has fewer seats left than newcomers,
+ * the first ones in the batch's order take them. A refusal comes after the enrollment was written,
+ * so it is answered as a unit that wrote (the runner rolls the batch back without it).
+ */
+export async function takeSeats(
+  seats: readonly { unit: UnitOfWork; programId: string; userId: string }[],
+): Promise<Result<Enrollment | null>[]> {
+  const first = seats[0];
+  if (first === undefined) return [];
+  const { tx, organizationId, now } = first.unit;
+  const distinct = new Map<string, { programId: string; userId: string }>();
+  for (const seat of seats) distinct.set(seatKey(seat), { programId: seat.programId, userId: seat.userId });
+  // Enrollment rows are locked in key order, so two batches that share participants never deadlock.
+  const ordered = [...distinct.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, seat]) => seat);
   const seated = await tx
     .insertInto('enrollments')
-    .values({
-      organization_id: organizationId,
-      program_id: programId,
-      user_id: userId,
-      status: 'active',
-      enrolled_at: now,
-    })
+    .values(
+      ordered.map((seat) => ({
+        organization_id: organizationId,
+        program_id: seat.programId,
+        user_id: seat.userId,
+        status: 'active' as const,
+        enrolled_at: now,
+      })),
+    )
     .onConflict((conflict) =>
       conflict
         .columns(['organization_id', 'program_id', 'user_id'])
@@ -68,41 +94,128 @@ export async function takeSeat(
         .where('enrollments.status', '=', 'dismissed'),
     )
     .returningAll()
-    .executeTakeFirst();
-  if (seated === undefined) return ok(null);
+    .execute();
+  const answers: (Result<Enrollment | null> | undefined)[] = seats.map(() => undefined);
+  if (seated.length === 0) return answers.map(() => ok(null));
+  const seatedByKey = new Map(seated.map((row) => [seatKey({ programId: row.program_id, userId: row.user_id }), row]));
+
+  // Who takes each new seat: the first unit that names the participant.
+  const newcomers: number[] = [];
+  const claimedKeys = new Set<string>();
+  seats.forEach((seat, index) => {
+    const key = seatKey(seat);
+    if (seatedByKey.has(key) && !claimedKeys.has(key)) {
+      claimedKeys.add(key);
+      newcomers.push(index);
+    } else {
+      answers[index] = ok(null);
+    }
+  });
+
   // A participant dismissed with more open user tasks than one round releases comes back only
   // once the release job has finished; otherwise the job could not tell their old milestones
   // from the new ones. (A brand-new enrollment has no user tasks.)
   const leftOpen = await tx
     .selectFrom('user_tasks')
-    .select('id')
+    .select(['program_id', 'user_id'])
+    .distinct()
     .where('organization_id', '=', organizationId)
-    .where('program_id', '=', programId)
-    .where('user_id', '=', userId)
     .where('status', 'in', openUserTaskStatuses)
-    .limit(1)
-    .executeTakeFirst();
-  if (leftOpen !== undefined) {
-    return fail(
-      'invalid_state',
-      `User ${userId}'s dismissal from program ${programId} is still releasing reservations; try again shortly`,
-      'userId',
-    );
+    .where((eb) =>
+      eb.or(
+        newcomers.map((index) => {
+          const seat = seats[index] as { programId: string; userId: string };
+          return eb.and([eb('program_id', '=', seat.programId), eb('user_id', '=', seat.userId)]);
+        }),
+      ),
+    )
+    .execute();
+  const stillReleasing = new Set(leftOpen.map((row) => seatKey({ programId: row.program_id, userId: row.user_id })));
+  const counted: number[] = [];
+  for (const index of newcomers) {
+    const seat = seats[index] as { programId: string; userId: string };
+    if (stillReleasing.has(seatKey(seat))) {
+      answers[index] = fail(
+        'invalid_state',
+        `User ${seat.userId}'s dismissal from program ${seat.programId} is still releasing reservations; try again shortly`,
+        'userId',
+      );
+    } else {
+      counted.push(index);
+    }
   }
-  const counted = await tx
-    .updateTable('programs')
-    .set((eb) => ({ participant_count: eb('participant_count', '+', 1) }))
-    .where('organization_id', '=', organizationId)
-    .where('id', '=', programId)
-    .whereRef('participant_count', '<', 'max_participants')
-    .returning('participant_count')
-    .executeTakeFirst();
-  if (counted === undefined) {
-    return fail('participant_cap_reached', `Program ${programId} has reached its maxParticipants`, 'userId');
+
+  // Seats per program, taken in one statement when they all fit (the common case); when a
+  // program has fewer left, it is locked, read and given only what fits.
+  const wanted = new Map<string, number>();
+  for (const index of counted) {
+    const programId = (seats[index] as { programId: string }).programId;
+    wanted.set(programId, (wanted.get(programId) ?? 0) + 1);
   }
-  const enrollment = enrollmentOf(seated);
-  unit.emit('enrollment.created', presentEnrollment(enrollment));
-  return ok(enrollment);
+  const granted = new Map<string, number>();
+  if (wanted.size > 0) {
+    const all = await addSeats(tx, organizationId, wanted, true);
+    for (const programId of all) granted.set(programId, wanted.get(programId) ?? 0);
+    const short = [...wanted.keys()].filter((programId) => !granted.has(programId)).sort();
+    if (short.length > 0) {
+      const rows = await tx
+        .selectFrom('programs')
+        .select(['id', 'participant_count', 'max_participants'])
+        .where('organization_id', '=', organizationId)
+        .where('id', 'in', short)
+        .orderBy('id')
+        .forNoKeyUpdate()
+        .execute();
+      const partial = new Map<string, number>();
+      for (const row of rows) {
+        const room = Math.max(0, Math.min(wanted.get(row.id) ?? 0, row.max_participants - row.participant_count));
+        granted.set(row.id, room);
+        if (room > 0) partial.set(row.id, room);
+      }
+      if (partial.size > 0) await addSeats(tx, organizationId, partial, false);
+    }
+  }
+  for (const index of counted) {
+    const seat = seats[index] as { unit: UnitOfWork; programId: string; userId: string };
+    const left = granted.get(seat.programId) ?? 0;
+    if (left <= 0) {
+      answers[index] = fail(
+        'participant_cap_reached',
+        `Program ${seat.programId} has reached its maxParticipants`,
+        'userId',
+      );
+      continue;
+    }
+    granted.set(seat.programId, left - 1);
+    const row = seatedByKey.get(seatKey(seat));
+    assert(row !== undefined, `the seat of ${seat.userId} was written`);
+    const enrollment = enrollmentOf(row);
+    seat.unit.emit('enrollment.created', presentEnrollment(enrollment));
+    answers[index] = ok(enrollment);
+  }
+  return answers.map((answer) => answer ?? ok(null));
+}
+
+/**
+ * Adds seats to programs' counts in one statement; with `onlyIfAllFit` a program whose count
+ * would pass its cap is left alone. Answers the programs counted.
+ */
+async function addSeats(
+  tx: Db,
+  organizationId: string,
+  seats: ReadonlyMap<string, number>,
+  onlyIfAllFit: boolean,
+): Promise<string[]> {
+  const values = [...seats.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([programId, count]) => sql`(${programId}::text, ${count}::integer)`);
+  const result = await sql<{ id: string }>`UPDATE programs AS p
+    SET participant_count = p.participant_count + v.seats
+    FROM (VALUES ${sql.join(values)}) AS v (id, seats)
+    WHERE p.organization_id = ${organizationId} AND p.id = v.id
+      ${onlyIfAllFit ? sql`AND p.participant_count + v.seats <= p.max_participants` : sql``}
+    RETURNING p.id`.execute(tx);
+  return result.rows.map((row) => row.id);
 }
 
 export async function enroll(unit: UnitOfWork, programId: string, userId: string): Promise<Result<Enrollment>> {

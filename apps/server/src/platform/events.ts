@@ -40,25 +40,35 @@ export interface StoredEvent {
   data: { object: unknown };
 }
 
+/** Who wrote a group of events: each unit of a batch writes under its own request and actor. */
+export interface EventContext {
+  organizationId: string;
+  requestId: string | null;
+  actor: string;
+  now: Date;
+}
+
 /**
- * Writes a unit's events in one statement; the sequence keeps their order. `alongside` is another
- * write of the unit (its stored idempotent response) sent in the same statement, as a
- * data-modifying CTE: one round trip instead of two on every request.
+ * Writes the events of one or more units in one statement; the sequence keeps their order (unit
+ * by unit, each unit's in the order it emitted them). `alongside` is another write (the stored
+ * idempotent responses) sent in the same statement, as a data-modifying CTE: one round trip
+ * instead of two.
  */
 export async function writeEvents(
   tx: Db,
-  context: { organizationId: string; requestId: string | null; actor: string; now: Date },
-  drafts: readonly { type: EventType; object: unknown }[],
+  groups: readonly { context: EventContext; drafts: readonly { type: EventType; object: unknown }[] }[],
   alongside?: RawBuilder<unknown>,
 ): Promise<void> {
-  if (drafts.length === 0) {
+  const rows = groups.flatMap(({ context, drafts }) =>
+    drafts.map(
+      (draft) =>
+        sql`(${context.organizationId}, ${newId('event')}, ${draft.type}, ${JSON.stringify({ object: draft.object })}::json, ${context.requestId}, ${context.actor}, ${context.now.toISOString()}::timestamptz)`,
+    ),
+  );
+  if (rows.length === 0) {
     if (alongside !== undefined) await alongside.execute(tx);
     return;
   }
-  const rows = drafts.map(
-    (draft) =>
-      sql`(${context.organizationId}, ${newId('event')}, ${draft.type}, ${JSON.stringify({ object: draft.object })}::json, ${context.requestId}, ${context.actor}, ${context.now.toISOString()}::timestamptz)`,
-  );
   const before = alongside === undefined ? sql`` : sql`WITH alongside AS (${alongside}) `;
   await sql`${before}INSERT INTO events (organization_id, id, type, data, request_id, actor, created_at)
     VALUES ${sql.join(rows)}`.execute(tx);

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type Expression, type RawBuilder, sql } from 'kysely';
 import { monotonicFactory } from 'ulid';
 
 /** Every public id is a prefix and a ULID, so ids sort by creation time and say what they name. */
@@ -37,4 +37,9 @@ export function resolutionTransferId(userTaskId: string): string {
 }
 
 /** The same name computed in SQL from a `user_tasks.id` column, for set-wise updates. */
-export const resolutionTransferIdOfRow = sql<string>`${sql.lit(`${idPrefixes.transfer}_`)} || id`;
+export function resolutionTransferIdOfColumn(column: Expression<string>): RawBuilder<string> {
+  return sql<string>`${sql.lit(`${idPrefixes.transfer}_`)} || ${column}`;
+}
+
+/** The same, from the `id` column of the one table an UPDATE names. */
+export const resolutionTransferIdOfRow = resolutionTransferIdOfColumn(sql.ref('id'));

@@ -36,6 +36,28 @@ export function observeLedgerBatch(size: number): void {
   ledgerBatchOperations.observe(size);
 }
 
+/** Upper bounds of the unit batch buckets, in units: powers of two up to the largest batch a batcher takes. */
+const unitBatchBucketsUnits = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024];
+
+const unitBatchUnits = new Histogram({
+  name: 'tranche_unit_batch_units',
+  help: 'Units of work committed together in one transaction (a batch; 1 for a lone request).',
+  buckets: unitBatchBucketsUnits,
+  registers: [processRegistry],
+});
+
+const unitBatchAttempts = new Counter({
+  name: 'tranche_unit_batch_reruns_total',
+  help: 'Batch attempts rolled back and run again without a unit that failed after writing.',
+  registers: [processRegistry],
+});
+
+/** Records one committed batch of units and how many attempts it took. */
+export function observeUnitBatch(units: number, attempts: number): void {
+  unitBatchUnits.observe(units);
+  if (attempts > 1) unitBatchAttempts.inc(attempts - 1);
+}
+
 /** The job queue as a scrape sees it: jobs waiting to run, and how long the oldest has waited. */
 export interface JobQueueState {
   depth: number;

@@ -15,6 +15,18 @@ export async function getTask(db: Db, organizationId: string, id: string): Promi
   return row === undefined ? undefined : taskOf(row);
 }
 
+/** Several tasks by id, in one read; missing ones are absent from the map. */
+export async function getTasks(db: Db, organizationId: string, ids: readonly string[]): Promise<Map<string, Task>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('tasks')
+    .selectAll()
+    .where('organization_id', '=', organizationId)
+    .where('id', 'in', [...ids])
+    .execute();
+  return new Map(rows.map((row) => [row.id, taskOf(row)]));
+}
+
 export async function listTasks(
   db: Db,
   organizationId: string,

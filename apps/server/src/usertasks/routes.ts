@@ -4,9 +4,10 @@ import { ApiError } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
 import { optionalCentsOf } from '../platform/present.js';
 import { Dollars, errorResponses, Id, ListOf, ListQuery, OneOf } from '../platform/schemas.js';
-import { mutate, presented } from '../work/mutate.js';
-import { assign } from './assign.js';
-import { cancel, complete } from './transitions.js';
+import { Batcher } from '../work/batcher.js';
+import { mutate, mutateInBatch, presented } from '../work/mutate.js';
+import { assignEach, assignmentConflict } from './assign.js';
+import { cancel, completeEach } from './transitions.js';
 import { getUserTask, listUserTasks, presentUserTask, UserTaskSchema, userTaskStatuses } from './usertask.js';
 
 /** Largest evidence object accepted, in bytes of JSON. */
@@ -53,6 +54,9 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
   const config = { auth: 'organization' as const };
   const UserTaskRef = Type.Ref('UserTask');
   const UserTaskParams = Type.Object({ id: Id('ut', 'User task id.') });
+  // The hot path: assignments and completions of one organization commit in batches.
+  const assignments = new Batcher(db, assignEach, { conflictKey: assignmentConflict });
+  const completions = new Batcher(db, completeEach, { conflictKey: (input) => input.id });
 
   app.post(
     '/v1/tasks/:id/users/:userId',
@@ -66,8 +70,13 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
       },
     },
     async (request, reply) =>
-      mutate(db, request, reply, 201, async (unit) =>
-        presented(await assign(unit, { taskId: request.params.id, userId: request.params.userId }), presentUserTask),
+      mutateInBatch(
+        assignments,
+        request,
+        reply,
+        201,
+        { taskId: request.params.id, userId: request.params.userId },
+        presentUserTask,
       ),
   );
 
@@ -93,9 +102,7 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
         throw new ApiError('validation_error', 'monetaryValue is required without a taskId', 'monetaryValue');
       }
       const monetaryValueCents = optionalCentsOf(body.monetaryValue, 'monetaryValue');
-      return mutate(db, request, reply, 201, async (unit) =>
-        presented(await assign(unit, { ...body, monetaryValueCents }), presentUserTask),
-      );
+      return mutateInBatch(assignments, request, reply, 201, { ...body, monetaryValueCents }, presentUserTask);
     },
   );
 
@@ -169,15 +176,13 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
           'evidence',
         );
       }
-      return mutate(db, request, reply, 200, async (unit) =>
-        presented(
-          await complete(unit, request.params.id, {
-            amountCents,
-            completedBy: body.completedBy,
-            evidence: body.evidence,
-          }),
-          presentUserTask,
-        ),
+      return mutateInBatch(
+        completions,
+        request,
+        reply,
+        200,
+        { id: request.params.id, amountCents, completedBy: body.completedBy, evidence: body.evidence },
+        presentUserTask,
       );
     },
   );

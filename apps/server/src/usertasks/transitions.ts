@@ -1,9 +1,16 @@
-import { openDisbursement } from '../disbursements/service.js';
+import { sql } from 'kysely';
+import { type OpenDisbursement, openDisbursements } from '../disbursements/service.js';
 import type { LedgerOperation, LedgerRejection, LedgerResult } from '../ledger/ledger.js';
 import { assert, type Failure, fail, ok, type Result } from '../platform/errors.js';
 import type { EventType } from '../platform/events.js';
-import { newId, resolutionTransferId, resolutionTransferIdOfRow } from '../platform/ids.js';
-import type { UnitOfWork } from '../work/unit.js';
+import {
+  newId,
+  resolutionTransferId,
+  resolutionTransferIdOfColumn,
+  resolutionTransferIdOfRow,
+} from '../platform/ids.js';
+import { type Answer, wroteNothing } from '../work/runner.js';
+import type { LedgerRefusal, UnitOfWork } from '../work/unit.js';
 import {
   getUserTask,
   openUserTaskStatuses,
@@ -12,6 +19,7 @@ import {
   type UserTaskRow,
   type UserTaskStatus,
   userTaskOf,
+  userTaskQuery,
 } from './usertask.js';
 
 /** A user task row as a transition leaves it. */
@@ -37,19 +45,11 @@ export const transitions = {
 
 export type TransitionName = keyof typeof transitions;
 
-/** What a transition writes beside the state. */
-export type Change =
-  | {
-      name: 'complete';
-      /** Post less than reserved; the rest returns to the pool. */
-      amountCents: bigint | undefined;
-      completedBy: string | undefined;
-      evidence: Record<string, unknown> | undefined;
-      /** The disbursement the completion opens, named before the row is written. */
-      disbursementId: string;
-    }
-  | { name: 'cancel'; reason: string }
-  | { name: 'expire' };
+/**
+ * What a release writes beside the state. Completion, which writes per-row values (amount,
+ * verifier, evidence) for a batch of units, has its own set-wise statement: `completeEach`.
+ */
+export type Change = { name: 'cancel'; reason: string } | { name: 'expire' };
 
 /** Which user tasks move: named ones, or a bounded set of a program's (or one participant's) open ones. */
 export type Target =
@@ -73,29 +73,14 @@ export async function transition(
   const { tx, organizationId, now } = unit;
   let query = tx
     .updateTable('user_tasks')
-    .set((eb) => ({
+    .set({
       status: spec.to,
       resolution_transfer_id: resolutionTransferIdOfRow,
       updated_at: now,
-      ...(change.name === 'complete'
-        ? {
-            completed_amount_cents:
-              change.amountCents === undefined ? eb.ref('monetary_value_cents') : eb.val(change.amountCents),
-            completed_by: change.completedBy ?? null,
-            evidence: change.evidence === undefined ? null : JSON.stringify(change.evidence),
-            completed_at: now,
-          }
-        : change.name === 'cancel'
-          ? { cancellation_reason: change.reason, cancelled_at: now }
-          : { expired_at: now }),
-    }))
+      ...(change.name === 'cancel' ? { cancellation_reason: change.reason, cancelled_at: now } : { expired_at: now }),
+    })
     .where('organization_id', '=', organizationId)
     .where('status', 'in', spec.from);
-  if (change.name === 'complete') {
-    // An assignment past its window can no longer complete; the sweep expires it.
-    query = query.where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]));
-    if (change.amountCents !== undefined) query = query.where('monetary_value_cents', '>=', change.amountCents);
-  }
   if ('ids' in target) {
     if (target.ids.length === 0) return [];
     query = query.where('id', 'in', [...target.ids]);
@@ -126,40 +111,53 @@ export async function transition(
   }
   const rows = await query.returningAll().execute();
   for (const row of rows) {
-    assert(
-      row.resolution_transfer_id === resolutionTransferId(row.id),
-      `user task ${row.id} resolves under another id`,
-    );
-    const operation: LedgerOperation =
-      spec.ledger === 'post'
-        ? {
-            type: 'post',
-            id: resolutionTransferId(row.id),
-            pendingId: row.reservation_transfer_id,
-            amountCents: row.completed_amount_cents ?? undefined,
-          }
-        : { type: 'void', id: resolutionTransferId(row.id), pendingId: row.reservation_transfer_id };
-    unit.moveMoney(
-      [operation],
-      refusal === undefined ? undefined : (results: readonly LedgerResult[]) => refusal(results, row),
-    );
-    const disbursementId = change.name === 'complete' ? change.disbursementId : null;
-    unit.emit(spec.event, presentUserTask(userTaskOf({ ...row, disbursement_id: disbursementId })));
+    queueMoved(unit, change.name, row, null, refusal === undefined ? undefined : (results) => refusal(results, row));
   }
   return rows;
+}
+
+/**
+ * Queues what moving one row means beside its state: the ledger operation that resolves its
+ * reservation, and its event.
+ */
+function queueMoved(
+  unit: UnitOfWork,
+  name: TransitionName,
+  row: MovedRow,
+  disbursementId: string | null,
+  refusal: LedgerRefusal | undefined,
+): void {
+  const spec = transitions[name];
+  assert(row.resolution_transfer_id === resolutionTransferId(row.id), `user task ${row.id} resolves under another id`);
+  const operation: LedgerOperation =
+    spec.ledger === 'post'
+      ? {
+          type: 'post',
+          id: resolutionTransferId(row.id),
+          pendingId: row.reservation_transfer_id,
+          amountCents: row.completed_amount_cents ?? undefined,
+        }
+      : { type: 'void', id: resolutionTransferId(row.id), pendingId: row.reservation_transfer_id };
+  unit.moveMoney([operation], refusal);
+  unit.emit(spec.event, presentUserTask(userTaskOf({ ...row, disbursement_id: disbursementId })));
 }
 
 /**
  * Why one user task could not move: missing, an amount above its reservation (completion only),
  * or in a state the transition does not start from. One read, after the transition found no row.
  */
-export async function refusalOf(
-  unit: UnitOfWork,
+export async function refusalOf(unit: UnitOfWork, id: string, action: string): Promise<Result<never>> {
+  return refusalFrom(await getUserTask(unit.tx, unit.organizationId, id), id, action, unit.now);
+}
+
+/** The same answer from a user task already read (`undefined`: it does not exist). */
+export function refusalFrom(
+  current: UserTask | undefined,
   id: string,
   action: string,
+  now: Date,
   requestedAmountCents?: bigint,
-): Promise<Result<never>> {
-  const current = await getUserTask(unit.tx, unit.organizationId, id);
+): Result<never> {
   if (current === undefined) return fail('not_found', `No user task ${id}`);
   if (
     current.status === 'assigned' &&
@@ -168,7 +166,7 @@ export async function refusalOf(
   ) {
     return fail('validation_error', 'amount cannot exceed the reserved monetaryValue', 'amount');
   }
-  if (current.expiresAt !== null && current.expiresAt <= unit.now && current.status === 'assigned') {
+  if (current.expiresAt !== null && current.expiresAt <= now && current.status === 'assigned') {
     return fail('invalid_state', `User task ${id} expired at ${current.expiresAt.toISOString()}`);
   }
   return fail('invalid_state', `User task ${id} is ${current.status} and cannot be ${action}`);
@@ -218,30 +216,92 @@ export interface CompleteInput {
  * the rest to the pool), moving the money to in_transit, and opens the disbursement.
  */
 export async function complete(unit: UnitOfWork, id: string, input: CompleteInput): Promise<Result<UserTask>> {
-  const disbursementId = newId('disbursement');
-  const [completed] = await transition(
-    unit,
-    {
-      name: 'complete',
-      amountCents: input.amountCents,
-      completedBy: input.completedBy,
-      evidence: input.evidence,
-      disbursementId,
-    },
-    { ids: [id] },
-    (results, row) => onlyRefusal(results, row.program_id),
+  const [answer] = await completeEach([unit], [{ id, ...input }]);
+  assert(answer !== undefined, 'every completion is answered');
+  return answer;
+}
+
+/**
+ * Completes a batch of user tasks, one per unit, with one statement per table: the user tasks
+ * move together (locked in id order), the disbursements open together, and each unit queues its
+ * own post and events. A user task that cannot move answers its unit with why, having written
+ * nothing. The ids must be distinct (the runner puts a second completion of one user task in a
+ * later transaction).
+ */
+export async function completeEach(
+  units: readonly UnitOfWork[],
+  inputs: readonly (CompleteInput & { id: string })[],
+): Promise<Answer<UserTask>[]> {
+  const first = units[0];
+  if (first === undefined) return [];
+  const { tx, organizationId, now } = first;
+  assert(
+    units.every((unit) => unit.tx === tx && unit.organizationId === organizationId && unit.now === now),
+    'a batch shares one transaction, organization and clock',
   );
-  if (completed === undefined) return refusalOf(unit, id, 'completed', input.amountCents);
-  const amountCents = completed.completed_amount_cents;
-  assert(amountCents !== null && amountCents > 0n, `completed user task ${id} has no amount`);
-  await openDisbursement(unit, {
-    id: disbursementId,
-    userTaskId: id,
-    programId: completed.program_id,
-    userId: completed.user_id,
-    amountCents,
+  const spec = transitions.complete;
+  const values = [...inputs]
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map(
+      (input) =>
+        sql`(${input.id}::text, ${input.amountCents ?? null}::bigint, ${input.completedBy ?? null}::text, ${input.evidence === undefined ? null : JSON.stringify(input.evidence)}::jsonb)`,
+    );
+  const at = sql`${now.toISOString()}::timestamptz`;
+  // An assignment past its window can no longer complete; the sweep expires it.
+  const moved = await sql<MovedRow>`UPDATE user_tasks AS ut SET
+      status = ${spec.to},
+      resolution_transfer_id = ${resolutionTransferIdOfColumn(sql.ref('ut.id'))},
+      updated_at = ${at},
+      completed_amount_cents = COALESCE(v.amount, ut.monetary_value_cents),
+      completed_by = v.completed_by,
+      evidence = v.evidence,
+      completed_at = ${at}
+    FROM (VALUES ${sql.join(values)}) AS v (id, amount, completed_by, evidence)
+    WHERE ut.organization_id = ${organizationId} AND ut.id = v.id
+      AND ut.status IN (${sql.join(spec.from)})
+      AND (ut.expires_at IS NULL OR ut.expires_at > ${at})
+      AND (v.amount IS NULL OR ut.monetary_value_cents >= v.amount)
+    RETURNING ut.*`.execute(tx);
+  const movedById = new Map(moved.rows.map((row) => [row.id, row]));
+  const unmoved = inputs.filter((input) => !movedById.has(input.id)).map((input) => input.id);
+  const current =
+    unmoved.length === 0
+      ? new Map<string, UserTask>()
+      : new Map(
+          (await userTaskQuery(tx, organizationId).where('ut.id', 'in', unmoved).execute()).map((row) => [
+            row.id,
+            userTaskOf(row),
+          ]),
+        );
+
+  const answers: Answer<UserTask>[] = [];
+  const opened: { unit: UnitOfWork; disbursement: OpenDisbursement }[] = [];
+  inputs.forEach((input, index) => {
+    const unit = units[index];
+    assert(unit !== undefined, 'one unit per completion');
+    const row = movedById.get(input.id);
+    if (row === undefined) {
+      answers.push(wroteNothing(refusalFrom(current.get(input.id), input.id, 'completed', now, input.amountCents)));
+      return;
+    }
+    const amountCents = row.completed_amount_cents;
+    assert(amountCents !== null && amountCents > 0n, `completed user task ${row.id} has no amount`);
+    const disbursementId = newId('disbursement');
+    queueMoved(unit, 'complete', row, disbursementId, (results) => onlyRefusal(results, row.program_id));
+    opened.push({
+      unit,
+      disbursement: {
+        id: disbursementId,
+        userTaskId: row.id,
+        programId: row.program_id,
+        userId: row.user_id,
+        amountCents,
+      },
+    });
+    answers.push(ok(userTaskOf({ ...row, disbursement_id: disbursementId })));
   });
-  return ok(userTaskOf({ ...completed, disbursement_id: disbursementId }));
+  await openDisbursements(opened);
+  return answers;
 }
 
 /** Cancels an open milestone and voids its reservation; works in a paused program too. */

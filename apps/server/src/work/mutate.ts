@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Db } from '../platform/db.js';
 import { ApiError, type Result } from '../platform/errors.js';
-import { maxIdempotencyKeyLength } from '../platform/idempotency.js';
-import { runUnit } from './runner.js';
+import { type IdempotencyClaim, maxIdempotencyKeyLength, type StoredResponse } from '../platform/idempotency.js';
+import type { Batcher } from './batcher.js';
+import { runUnit, type UnitOutcome } from './runner.js';
 import type { UnitContext, UnitOfWork } from './unit.js';
 
 /**
@@ -19,24 +20,65 @@ export async function mutate(
   status: number,
   work: (unit: UnitOfWork) => Promise<Result<unknown>>,
 ): Promise<FastifyReply> {
+  const context = contextOf(request);
+  const outcome = await runUnit(db, context, work, { idempotency: idempotencyOf(request, context, status) });
+  return answer(reply, status, outcome);
+}
+
+/**
+ * The same for the hot path: the unit joins its organization's next batch (see `Batcher`), and
+ * `present` turns the work's value into the response body.
+ */
+export async function mutateInBatch<I, T>(
+  batcher: Batcher<I, T>,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  status: number,
+  input: I,
+  present: (value: T) => unknown,
+): Promise<FastifyReply> {
+  const context = contextOf(request);
+  const idempotency = idempotencyOf(request, context, status);
+  const outcome = await batcher.run(context.organizationId, {
+    context,
+    input,
+    idempotency:
+      idempotency === undefined
+        ? undefined
+        : { claim: idempotency.claim, respond: (value: T) => idempotency.respond(present(value)) },
+  });
+  return answer(
+    reply,
+    status,
+    outcome.ok && !outcome.replayed ? { ...outcome, value: present(outcome.value) } : outcome,
+  );
+}
+
+/** The request's `Idempotency-Key` as a claim: its scope, the key, and a hash of the request. */
+function idempotencyOf(
+  request: FastifyRequest,
+  context: UnitContext,
+  status: number,
+): { claim: IdempotencyClaim; respond(body: unknown): StoredResponse } | undefined {
   const rawKey = request.headers['idempotency-key'];
   const key = Array.isArray(rawKey) ? rawKey[0] : rawKey;
-  if (key !== undefined && (key.length === 0 || key.length > maxIdempotencyKeyLength)) {
+  if (key === undefined) return undefined;
+  if (key.length === 0 || key.length > maxIdempotencyKeyLength) {
     throw new ApiError(
       'validation_error',
       `Idempotency-Key must be 1 to ${maxIdempotencyKeyLength} characters`,
       'Idempotency-Key',
     );
   }
-  const context = contextOf(request);
   const scope = context.organizationId === '' ? 'operator' : context.organizationId;
   const requestHash = createHash('sha256')
     .update(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null)}`)
     .digest('hex');
-  const outcome = await runUnit(db, context, work, {
-    idempotency:
-      key === undefined ? undefined : { claim: { scope, key, requestHash }, respond: (body) => ({ status, body }) },
-  });
+  return { claim: { scope, key, requestHash }, respond: (body) => ({ status, body }) };
+}
+
+/** A unit's outcome as the response: a replay carries `Idempotent-Replayed: true`. */
+function answer(reply: FastifyReply, status: number, outcome: UnitOutcome<unknown>): FastifyReply {
   if (!outcome.ok) throw ApiError.of(outcome.failure);
   if (outcome.replayed) {
     reply.header('Idempotent-Replayed', 'true');

@@ -90,17 +90,13 @@ export class UnitOfWork {
    * runner, which applies it after every other write. A refusal rolls the unit back.
    */
   async flushLedger(): Promise<void> {
-    const groups = this.#ledger.splice(0);
-    if (groups.length === 0) return;
-    const operations = groups.flatMap((group) => group.operations);
-    const results = await applyLedgerBatch(this.tx, this.organizationId, operations);
-    let offset = 0;
-    for (const group of groups) {
-      const answered = results.slice(offset, offset + group.operations.length);
-      offset += group.operations.length;
-      const failure = group.refusal(answered);
-      if (failure !== undefined) throw new UnitFailure(failure);
-    }
+    const refused = (await applyLedgerOf(this.tx, [this])).get(this);
+    if (refused !== undefined) throw new UnitFailure(refused.failure);
+  }
+
+  /** Takes the queued ledger groups, once, for whoever applies them. */
+  takeLedger(): LedgerGroup[] {
+    return this.#ledger.splice(0);
   }
 
   /** Hands the collected events over, once, to whoever writes them. */
@@ -111,6 +107,48 @@ export class UnitOfWork {
   takeJobs(): JobRequest[] {
     return this.#jobs.splice(0);
   }
+}
+
+/** A unit the ledger refused: why, and whether some of its operations were applied all the same. */
+export interface LedgerRefused {
+  failure: Failure;
+  partlyApplied: boolean;
+}
+
+/**
+ * Applies the queued ledger operations of several units, one ledger batch per organization (one
+ * in practice: a batch of units belongs to one organization), and answers the units the ledger
+ * refused. Operations keep the units' order, so a refusal depends only on the units before it,
+ * as if they had run one after another.
+ */
+export async function applyLedgerOf(tx: Db, units: readonly UnitOfWork[]): Promise<Map<UnitOfWork, LedgerRefused>> {
+  const refused = new Map<UnitOfWork, LedgerRefused>();
+  const byOrganization = new Map<string, { unit: UnitOfWork; group: LedgerGroup }[]>();
+  for (const unit of units) {
+    for (const group of unit.takeLedger()) {
+      const list = byOrganization.get(unit.organizationId) ?? [];
+      list.push({ unit, group });
+      byOrganization.set(unit.organizationId, list);
+    }
+  }
+  for (const [organizationId, groups] of byOrganization) {
+    const results = await applyLedgerBatch(
+      tx,
+      organizationId,
+      groups.flatMap(({ group }) => group.operations),
+    );
+    const applied = new Set<UnitOfWork>();
+    let offset = 0;
+    for (const { unit, group } of groups) {
+      const answered = results.slice(offset, offset + group.operations.length);
+      offset += group.operations.length;
+      if (answered.some((result) => result.ok)) applied.add(unit);
+      const failure = group.refusal(answered);
+      if (failure !== undefined && !refused.has(unit)) refused.set(unit, { failure, partlyApplied: false });
+    }
+    for (const [unit, refusal] of refused) if (applied.has(unit)) refusal.partlyApplied = true;
+  }
+  return refused;
 }
 
 function refusedIsBug(results: readonly LedgerResult[]): Failure | undefined {
