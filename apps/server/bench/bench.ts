@@ -29,9 +29,9 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { openDatabase } from '../src/platform/db.js';
 import type { Failure } from '../src/platform/errors.js';
-import { assign } from '../src/usertasks/assign.js';
-import { complete } from '../src/usertasks/transitions.js';
-import { runUnit } from '../src/work/runner.js';
+import { assignEach, assignmentConflict } from '../src/usertasks/assign.js';
+import { completeEach } from '../src/usertasks/transitions.js';
+import { Batcher } from '../src/work/batcher.js';
 import type { UnitContext } from '../src/work/unit.js';
 import { findWrk, mergedPercentileMs, runWrk, settle } from './wrk.js';
 
@@ -658,15 +658,20 @@ async function assignAndCompleteOverHttp(
   return [assigned.measured, completed.measured];
 }
 
-/** The ledger's batch histogram of one or more server processes: batches, and operations in them. */
+/**
+ * The batch histograms of one or more server processes: ledger batches and the operations in
+ * them, and committed batches of units (requests) and the units in them.
+ */
 interface LedgerBatches {
   batches: number;
   operations: number;
+  unitBatches: number;
+  units: number;
 }
 
 /** Sums `tranche_ledger_batch_operations` over the servers' /metrics; undefined when one cannot be read. */
 async function ledgerBatchesOf(servers: readonly ServerProcess[]): Promise<LedgerBatches | undefined> {
-  const total: LedgerBatches = { batches: 0, operations: 0 };
+  const total: LedgerBatches = { batches: 0, operations: 0, unitBatches: 0, units: 0 };
   for (const server of servers) {
     try {
       const response = await fetch(`${server.baseUrl}/metrics`, {
@@ -678,16 +683,23 @@ async function ledgerBatchesOf(servers: readonly ServerProcess[]): Promise<Ledge
       const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
       total.batches += value('tranche_ledger_batch_operations_count');
       total.operations += value('tranche_ledger_batch_operations_sum');
+      total.unitBatches += value('tranche_unit_batch_units_count');
+      total.units += value('tranche_unit_batch_units_sum');
     } catch {
       return undefined;
     }
   }
-  return Number.isFinite(total.batches) && Number.isFinite(total.operations) ? total : undefined;
+  return Object.values(total).every(Number.isFinite) ? total : undefined;
 }
 
 function difference(after: LedgerBatches | undefined, before: LedgerBatches | undefined): LedgerBatches | undefined {
   if (after === undefined || before === undefined) return undefined;
-  return { batches: after.batches - before.batches, operations: after.operations - before.operations };
+  return {
+    batches: after.batches - before.batches,
+    operations: after.operations - before.operations,
+    unitBatches: after.unitBatches - before.unitBatches,
+    units: after.units - before.units,
+  };
 }
 
 class DomainError extends Error {
@@ -708,14 +720,17 @@ async function assignAndCompleteInProcess(
   const database = await openDatabase({ databaseUrl, dataDir: 'memory://', poolSize: poolConnections });
   try {
     const created: string[] = [];
-    // The same runner as the routes: the unit's rows, events and, last, its money.
+    // The same batchers as the routes: the units of the organization commit in batches.
     const context: UnitContext = { organizationId, actor: { kind: 'system', id: 'bench' }, requestId: null };
+    const assigning = new Batcher(database.db, assignEach, { conflictKey: assignmentConflict });
+    const completing = new Batcher(database.db, completeEach, { conflictKey: (input) => input.id });
     const assignments = await runPhase('hot program assign (in-process)', callers, seconds, () => {
       const userId = pick(workload.userIds);
       return async () => {
-        const outcome = await runUnit(database.db, context, (unit) =>
-          assign(unit, { programId: workload.programId, userId, monetaryValueCents: taskValueCents }),
-        );
+        const outcome = await assigning.run(organizationId, {
+          context,
+          input: { programId: workload.programId, userId, monetaryValueCents: taskValueCents },
+        });
         if (!outcome.ok) throw new DomainError(outcome.failure);
         if (outcome.replayed) throw new Error('a unit without an idempotency key never replays');
         expectation.assigned++;
@@ -728,7 +743,7 @@ async function assignAndCompleteInProcess(
       const id = queue[cursor++];
       if (id === undefined) return undefined;
       return async () => {
-        const outcome = await runUnit(database.db, context, (unit) => complete(unit, id, {}));
+        const outcome = await completing.run(organizationId, { context, input: { id } });
         if (!outcome.ok) throw new DomainError(outcome.failure);
         expectation.completed++;
       };
@@ -803,13 +818,14 @@ function printTable(rows: Row[], ceilingOpsPerSecond: number): void {
 
 function batchesText(batches: LedgerBatches): string {
   const mean = batches.batches > 0 ? (batches.operations / batches.batches).toFixed(2) : '-';
-  return `${batches.batches} batches, ${batches.operations} operations, ${mean} per batch`;
+  const unitMean = batches.unitBatches > 0 ? (batches.units / batches.unitBatches).toFixed(2) : '-';
+  return `${batches.batches} batches, ${batches.operations} operations, ${mean} per batch; commits: ${batches.unitBatches} batches of ${batches.units} units, ${unitMean} per batch`;
 }
 
 function printBatches(phases: Measured[]): void {
   const withBatches = phases.filter((phase) => phase.batches !== undefined);
   if (withBatches.length === 0) return;
-  console.log('ledger batches during each server phase (tranche_ledger_batch_operations count/sum from /metrics):');
+  console.log('batches during each server phase (tranche_ledger_batch_operations and tranche_unit_batch_units, count/sum from /metrics):');
   for (const phase of withBatches) {
     if (phase.batches !== undefined) console.log(`  ${phase.row.phase}: ${batchesText(phase.batches)}`);
   }

@@ -360,6 +360,20 @@ async function poolLock(databaseUrl: string, organizationId: string, programId: 
         await sleep(10);
       }
     },
+    /** Waits until another transaction holds every one of these rows (a SKIP LOCKED read skips them all). */
+    async rowsLockedAtLeast(table: 'user_tasks', ids: readonly string[]): Promise<void> {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const result = await watcher.query<{ free: number }>(
+          `SELECT count(*)::integer AS free FROM (
+             SELECT id FROM ${table} WHERE organization_id = $1 AND id = ANY($2) FOR UPDATE SKIP LOCKED) AS f`,
+          [organizationId, ids],
+        );
+        if ((result.rows[0]?.free ?? ids.length) === 0) return;
+        if (Date.now() > deadline) throw new Error(`rows of ${table} still free after 10 s`);
+        await sleep(10);
+      }
+    },
     async release(): Promise<void> {
       await holder.query('COMMIT');
       await Promise.all([holder.end(), watcher.end()]);
@@ -431,13 +445,35 @@ describe.runIf(testDatabaseKind === 'postgres')('closing while other writes are 
       .sort()
       .slice(0, racingCompletions);
 
+    // Completions commit in batches (one per organization at a time), so the scene is set with a
+    // pacer: a completion in another program of the organization, held on that program's pool,
+    // keeps the organization's batch busy while the 15 queue behind it; released, it lets them run
+    // as one batch, which marks the 15 user tasks completed (holding their rows) and queues for
+    // this program's pool.
+    const pacerProgram = await org.call('POST', '/v1/programs', {
+      name: 'Pacer',
+      totalAwardPool: 10,
+      maxParticipants: 1,
+    });
+    const pacerTask = await org.call('POST', '/v1/usertasks', {
+      programId: pacerProgram.body.id,
+      userId: userIds[0],
+      monetaryValue: 1,
+    });
+    expect(pacerTask.status).toBe(201);
     const lock = await poolLock(server.databaseUrl as string, org.id, programId);
-    // Each completion marks its user task completed (holding the row) and queues for the pool.
+    const pacerLock = await poolLock(server.databaseUrl as string, org.id, pacerProgram.body.id);
+    const pacing = org.call('PUT', `/v1/usertasks/${pacerTask.body.id}/complete`);
+    await pacerLock.waitersAtLeast(1);
     const completing = oldest.map((id) => org.call('PUT', `/v1/usertasks/${id}/complete`));
-    await lock.waitersAtLeast(racingCompletions);
+    // Every request is parsed and queued for the organization's next batch well within this.
+    await sleep(500);
+    await pacerLock.release();
+    expect((await pacing).status).toBe(200);
+    await lock.rowsLockedAtLeast('user_tasks', oldest);
     // The close's round waits on those rows, then skips them: they are no longer open.
     const closing = org.call('POST', `/v1/programs/${programId}/close`);
-    await lock.waitersAtLeast(racingCompletions + 1);
+    await lock.waitersAtLeast(2);
     await lock.release();
     const answers = await Promise.all([...completing, closing]);
     expect(answers.map((answer) => answer.status)).toEqual(new Array(racingCompletions + 1).fill(200));
