@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --seconds N --connections N]`
+ * `npm run bench [-- --seconds N --connections N --phases hot,spread,in-process,two-processes,embedded]`
  *
  * Measures what one machine does with Tranche's hot path, on a scratch PostgreSQL database that is
  * dropped at the end (also on failure or Ctrl-C). Each phase reports ops/s, p50, p99, errors and
@@ -93,14 +93,26 @@ const maxEchoedServerLines = 30;
 // ---------------------------------------------------------------------------------------------
 // Arguments.
 
-function parseOptions(): { seconds: number; connections: number; adminUrl: string } {
+/** Phases `--phases` can name (the ceiling always runs: every ratio needs it). */
+const phaseNames = ['hot', 'spread', 'in-process', 'two-processes', 'embedded'] as const;
+type PhaseName = (typeof phaseNames)[number];
+
+function parseOptions(): { seconds: number; connections: number; adminUrl: string; phases: Set<PhaseName> } {
   const { values } = parseArgs({
     options: {
       seconds: { type: 'string', default: String(defaultPhaseSeconds) },
       connections: { type: 'string', default: String(defaultConnections) },
+      phases: { type: 'string', default: phaseNames.join(',') },
     },
     strict: true,
   });
+  const phases = new Set<PhaseName>();
+  for (const name of (values.phases ?? '').split(',')) {
+    if (!(phaseNames as readonly string[]).includes(name)) {
+      throw new UsageError(`--phases takes a comma-separated list of ${phaseNames.join(', ')}; got "${name}"`);
+    }
+    phases.add(name as PhaseName);
+  }
   const integer = (name: string, raw: string | undefined, max: number): number => {
     const value = Number(raw);
     if (!Number.isInteger(value) || value < 1 || value > max) {
@@ -112,6 +124,7 @@ function parseOptions(): { seconds: number; connections: number; adminUrl: strin
     seconds: integer('seconds', values.seconds, maxPhaseSeconds),
     connections: integer('connections', values.connections, maxConnections),
     adminUrl: process.env.BENCH_POSTGRES_URL?.trim() || defaultAdminUrl,
+    phases,
   };
 }
 
@@ -825,7 +838,9 @@ function batchesText(batches: LedgerBatches): string {
 function printBatches(phases: Measured[]): void {
   const withBatches = phases.filter((phase) => phase.batches !== undefined);
   if (withBatches.length === 0) return;
-  console.log('batches during each server phase (tranche_ledger_batch_operations and tranche_unit_batch_units, count/sum from /metrics):');
+  console.log(
+    'batches during each server phase (tranche_ledger_batch_operations and tranche_unit_batch_units, count/sum from /metrics):',
+  );
   for (const phase of withBatches) {
     if (phase.batches !== undefined) console.log(`  ${phase.row.phase}: ${batchesText(phase.batches)}`);
   }
@@ -916,7 +931,7 @@ async function createSpreadPrograms(api: Api, expectations: Map<string, Expectat
 async function main(): Promise<number> {
   const benchStarted = performance.now();
   const options = parseOptions();
-  const { seconds, connections } = options;
+  const { seconds, connections, phases: wanted } = options;
   const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
   const runId = randomBytes(6).toString('hex');
   const databaseName = `tranche_bench_${runId}`;
@@ -1021,7 +1036,7 @@ async function main(): Promise<number> {
     const hot = await prepareHotProgram(server, 'Bench hot program', hotUsers, connections);
     expectationOf(expectations, hot.workload.programId);
     const api = hot.api;
-    if (context !== undefined) {
+    if (context !== undefined && wanted.has('hot')) {
       for (const measured of await assignAndCompleteOverHttp(
         context,
         'hot program',
@@ -1031,6 +1046,8 @@ async function main(): Promise<number> {
       )) {
         phaseDone(measured);
       }
+    }
+    if (context !== undefined && wanted.has('spread')) {
       const spread = await createSpreadPrograms(api, expectations, connections);
       for (const measured of await assignAndCompleteOverHttp(
         context,
@@ -1043,27 +1060,29 @@ async function main(): Promise<number> {
       }
     }
 
-    console.log(`setup: in-process hot program with ${hotUsers} users`);
-    const inProcess = await createProgramWithUsers(
-      api,
-      'Bench hot program (in-process)',
-      hotPoolDollars,
-      hotMaxParticipants,
-      hotUsers,
-      connections,
-    );
-    for (const result of await assignAndCompleteInProcess(
-      databaseUrl,
-      hot.organizationId,
-      inProcess,
-      expectationOf(expectations, inProcess.programId),
-      connections,
-      seconds,
-    )) {
-      phaseDone(summarize(result));
+    if (wanted.has('in-process')) {
+      console.log(`setup: in-process hot program with ${hotUsers} users`);
+      const inProcess = await createProgramWithUsers(
+        api,
+        'Bench hot program (in-process)',
+        hotPoolDollars,
+        hotMaxParticipants,
+        hotUsers,
+        connections,
+      );
+      for (const result of await assignAndCompleteInProcess(
+        databaseUrl,
+        hot.organizationId,
+        inProcess,
+        expectationOf(expectations, inProcess.programId),
+        connections,
+        seconds,
+      )) {
+        phaseDone(summarize(result));
+      }
     }
 
-    if (context !== undefined) {
+    if (context !== undefined && wanted.has('two-processes')) {
       console.log('starting a second server on the same database');
       const second = await startTracked(resources, { repoRoot, databaseUrl, adminToken, poolSize: poolConnections });
       const shared = await createProgramWithUsers(
@@ -1096,7 +1115,7 @@ async function main(): Promise<number> {
     booksFailed ||= books.problems.length > 0;
 
     let embeddedBooks: { checked: number; problems: string[] } | undefined;
-    if (context !== undefined) {
+    if (context !== undefined && wanted.has('embedded')) {
       console.log('starting the embedded default: a server on PGlite in a temporary data directory');
       const dataDir = await mkdtemp(join(resources.scratchDir, 'data-'));
       const embedded = await startTracked(resources, {
@@ -1159,7 +1178,7 @@ main().then(
   (error: unknown) => {
     if (error instanceof UsageError) {
       console.error(error.message);
-      console.error('usage: npm run bench -- [--seconds N] [--connections N]');
+      console.error(`usage: npm run bench -- [--seconds N] [--connections N] [--phases ${phaseNames.join(',')}]`);
       process.exitCode = 2;
       return;
     }

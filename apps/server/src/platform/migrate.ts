@@ -3,12 +3,14 @@ import type { Db } from './db.js';
 import * as ledgerCore from './migrations/0001_ledger_core.js';
 import * as spine from './migrations/0002_spine.js';
 import * as jobs from './migrations/0003_jobs.js';
+import * as lookupIndexes from './migrations/0004_lookup_indexes.js';
 
 /** The ordered migrations. A landed migration is frozen; changes come as a new entry. */
 const migrations: Record<string, Migration> = {
   '0001_ledger_core': ledgerCore,
   '0002_spine': spine,
   '0003_jobs': jobs,
+  '0004_lookup_indexes': lookupIndexes,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

@@ -247,7 +247,8 @@ export async function completeEach(
         sql`(${input.id}::text, ${input.amountCents ?? null}::bigint, ${input.completedBy ?? null}::text, ${input.evidence === undefined ? null : JSON.stringify(input.evidence)}::jsonb)`,
     );
   const at = sql`${now.toISOString()}::timestamptz`;
-  // An assignment past its window can no longer complete; the sweep expires it.
+  // An assignment past its window can no longer complete; the sweep expires it. The `= ANY` names
+  // the rows for the primary key's index, whatever the planner makes of the join.
   const moved = await sql<MovedRow>`UPDATE user_tasks AS ut SET
       status = ${spec.to},
       resolution_transfer_id = ${resolutionTransferIdOfColumn(sql.ref('ut.id'))},
@@ -257,7 +258,8 @@ export async function completeEach(
       evidence = v.evidence,
       completed_at = ${at}
     FROM (VALUES ${sql.join(values)}) AS v (id, amount, completed_by, evidence)
-    WHERE ut.organization_id = ${organizationId} AND ut.id = v.id
+    WHERE ut.organization_id = ${organizationId} AND ut.id = ANY(${inputs.map((input) => input.id)}::text[])
+      AND ut.id = v.id
       AND ut.status IN (${sql.join(spec.from)})
       AND (ut.expires_at IS NULL OR ut.expires_at > ${at})
       AND (v.amount IS NULL OR ut.monetary_value_cents >= v.amount)
