@@ -18,6 +18,13 @@ import { runUnits, type Settled, type SetWork, type UnitOutcome, type UnitReques
 
 /** Most units one batch takes; the rest wait for the next batch. */
 export const maxBatchUnits = 256;
+/**
+ * Batches of one key that run at once. Two: while one holds the pool's lock and commits, the next
+ * claims its keys and writes its rows, then waits for that lock. Units of two batches in flight
+ * take their rows in the same order (keys, enrollments and programs sorted, the pool last), so
+ * they wait on each other and never deadlock.
+ */
+export const batchesInFlightPerKey = 2;
 
 interface Waiting<I, T> {
   request: UnitRequest<I, T>;
@@ -52,8 +59,8 @@ export class Batcher<I, T> {
         this.#lanes.set(key, lane);
       }
       lane.waiting.push({ request, resolve, reject });
-      if (lane.running === 0) {
-        lane.running = 1;
+      if (lane.running < batchesInFlightPerKey) {
+        lane.running++;
         const started = lane;
         setImmediate(() => void this.#drain(key, started));
       }
@@ -85,8 +92,8 @@ export class Batcher<I, T> {
         });
       }
     } finally {
-      lane.running = 0;
-      if (lane.waiting.length === 0) this.#lanes.delete(key);
+      lane.running--;
+      if (lane.running === 0 && lane.waiting.length === 0) this.#lanes.delete(key);
     }
   }
 }
