@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { batchesInFlightPerKey, maxBatchUnits } from '../src/work/batcher.js';
 
 // The README's quickstart is the twin of examples/quickstart.ts, which the SDK suite runs against
 // the real server: if one changes without the other, this fails. And the README must render: a
@@ -121,5 +122,11 @@ describe('README', () => {
     const scripts = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).scripts;
     expect(scripts.start).toMatch(/main\.ts serve/);
     expect(scripts.test).toMatch(/vitest run/);
+  });
+
+  it('states the batch limits the batcher uses', () => {
+    const text = readme().replace(/\s+/g, ' ');
+    expect(text).toContain(`up to ${maxBatchUnits} (\`maxBatchUnits\`)`);
+    expect(text).toContain(`in flight at once: ${batchesInFlightPerKey} (\`batchesInFlightPerKey\`)`);
   });
 });
