@@ -43,36 +43,33 @@ export interface OpenDisbursement {
 }
 
 /**
- * Opens the disbursements of verified milestones, each in the unit that completes it, with one
- * statement for all of them (the units share a transaction).
+ * Opens the disbursement of a verified milestone in the unit that completes it. Nothing in the unit
+ * reads it back, so its row goes out with the unit's events (for a batch, one INSERT for all).
  */
-export async function openDisbursements(
-  opened: readonly { unit: UnitOfWork; disbursement: OpenDisbursement }[],
-): Promise<Disbursement[]> {
-  const [first] = opened;
-  if (first === undefined) return [];
-  const rows = await first.unit.tx
-    .insertInto('disbursements')
-    .values(
-      opened.map(({ unit, disbursement }) => ({
-        organization_id: unit.organizationId,
-        id: disbursement.id,
-        user_task_id: disbursement.userTaskId,
-        program_id: disbursement.programId,
-        user_id: disbursement.userId,
-        amount_cents: disbursement.amountCents,
-        status: 'pending' as const,
-        created_at: unit.now,
-        updated_at: unit.now,
-      })),
-    )
-    .returningAll()
-    .execute();
-  const byId = new Map(rows.map((row) => [row.id, disbursementOf(row)]));
-  return opened.map(({ unit, disbursement }) => {
-    const created = byId.get(disbursement.id);
-    if (created === undefined) throw new Error(`disbursement ${disbursement.id} was not written`);
-    unit.emit('disbursement.created', presentDisbursement(created));
-    return created;
+export function openDisbursement(unit: UnitOfWork, input: OpenDisbursement): Disbursement {
+  const disbursement: Disbursement = {
+    id: input.id,
+    userTaskId: input.userTaskId,
+    programId: input.programId,
+    userId: input.userId,
+    amountCents: input.amountCents,
+    status: 'pending',
+    failureReason: null,
+    settledAt: null,
+    createdAt: unit.now,
+    updatedAt: unit.now,
+  };
+  unit.insertWithEvents('disbursements', {
+    organization_id: unit.organizationId,
+    id: disbursement.id,
+    user_task_id: disbursement.userTaskId,
+    program_id: disbursement.programId,
+    user_id: disbursement.userId,
+    amount_cents: disbursement.amountCents,
+    status: disbursement.status,
+    created_at: disbursement.createdAt,
+    updated_at: disbursement.updatedAt,
   });
+  unit.emit('disbursement.created', presentDisbursement(disbursement));
+  return disbursement;
 }

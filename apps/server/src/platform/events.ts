@@ -1,4 +1,4 @@
-import { type RawBuilder, sql } from 'kysely';
+import { type Expression, sql } from 'kysely';
 import type { Db } from './db.js';
 import { newId } from './ids.js';
 
@@ -50,14 +50,14 @@ export interface EventContext {
 
 /**
  * Writes the events of one or more units in one statement; the sequence keeps their order (unit
- * by unit, each unit's in the order it emitted them). `alongside` is another write (the stored
- * idempotent responses) sent in the same statement, as a data-modifying CTE: one round trip
- * instead of two.
+ * by unit, each unit's in the order it emitted them). `alongside` are other writes of the same
+ * units (their stored idempotent responses, rows nothing reads back) sent in the same statement,
+ * as data-modifying CTEs: one round trip instead of several.
  */
 export async function writeEvents(
   tx: Db,
   groups: readonly { context: EventContext; drafts: readonly { type: EventType; object: unknown }[] }[],
-  alongside?: RawBuilder<unknown>,
+  alongside: readonly Expression<unknown>[] = [],
 ): Promise<void> {
   const rows = groups.flatMap(({ context, drafts }) =>
     drafts.map(
@@ -66,10 +66,16 @@ export async function writeEvents(
     ),
   );
   if (rows.length === 0) {
-    if (alongside !== undefined) await alongside.execute(tx);
+    for (const write of alongside) await sql`${write}`.execute(tx);
     return;
   }
-  const before = alongside === undefined ? sql`` : sql`WITH alongside AS (${alongside}) `;
+  const before =
+    alongside.length === 0
+      ? sql``
+      : sql`WITH ${sql.join(
+          alongside.map((write, index) => sql`${sql.raw(`alongside_${index}`)} AS (${write})`),
+          sql`, `,
+        )} `;
   await sql`${before}INSERT INTO events (organization_id, id, type, data, request_id, actor, created_at)
     VALUES ${sql.join(rows)}`.execute(tx);
 }

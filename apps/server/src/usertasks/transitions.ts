@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { type OpenDisbursement, openDisbursements } from '../disbursements/service.js';
+import { openDisbursement } from '../disbursements/service.js';
 import type { LedgerOperation, LedgerRejection, LedgerResult } from '../ledger/ledger.js';
 import { assert, type Failure, fail, ok, type Result } from '../platform/errors.js';
 import type { EventType } from '../platform/events.js';
@@ -277,7 +277,6 @@ export async function completeEach(
         );
 
   const answers: Answer<UserTask>[] = [];
-  const opened: { unit: UnitOfWork; disbursement: OpenDisbursement }[] = [];
   inputs.forEach((input, index) => {
     const unit = units[index];
     assert(unit !== undefined, 'one unit per completion');
@@ -290,19 +289,15 @@ export async function completeEach(
     assert(amountCents !== null && amountCents > 0n, `completed user task ${row.id} has no amount`);
     const disbursementId = newId('disbursement');
     queueMoved(unit, 'complete', row, disbursementId, (results) => onlyRefusal(results, row.program_id));
-    opened.push({
-      unit,
-      disbursement: {
-        id: disbursementId,
-        userTaskId: row.id,
-        programId: row.program_id,
-        userId: row.user_id,
-        amountCents,
-      },
+    openDisbursement(unit, {
+      id: disbursementId,
+      userTaskId: row.id,
+      programId: row.program_id,
+      userId: row.user_id,
+      amountCents,
     });
     answers.push(ok(userTaskOf({ ...row, disbursement_id: disbursementId })));
   });
-  await openDisbursements(opened);
   return answers;
 }
 

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '../platform/db.js';
 import type { Failure, Result } from '../platform/errors.js';
 import { writeEvents } from '../platform/events.js';
@@ -11,7 +12,15 @@ import {
 import { enqueueJobs } from '../platform/jobs.js';
 import { observeUnitBatch } from '../platform/metrics.js';
 import { inTransaction } from '../platform/transaction.js';
-import { type Actor, applyLedgerOf, type UnitContext, UnitFailure, UnitOfWork } from './unit.js';
+import {
+  type Actor,
+  applyLedgerOf,
+  type DeferredInsert,
+  type DeferredTable,
+  type UnitContext,
+  UnitFailure,
+  UnitOfWork,
+} from './unit.js';
 
 /**
  * The one runner of state changes, for one unit or a batch of them. Inside one transaction, in
@@ -261,13 +270,20 @@ async function attempt<I, T>(
     const idempotency = requests[index]?.idempotency;
     return idempotency === undefined ? [] : [{ claim: idempotency.claim, response: idempotency.respond(value) }];
   });
+  const responses = storeIdempotentResponses(stored);
   await writeEvents(
     tx,
     succeeded.map(({ unit }) => ({
       context: { organizationId: unit.organizationId, requestId: unit.requestId, actor: actorName(unit.actor), now },
       drafts: unit.takeEvents(),
     })),
-    storeIdempotentResponses(stored),
+    [
+      ...(responses === undefined ? [] : [responses]),
+      ...insertsOf(
+        tx,
+        succeeded.map(({ unit }) => unit),
+      ),
+    ],
   );
   await enqueueJobs(
     tx,
@@ -297,6 +313,21 @@ async function attempt<I, T>(
     if (outcome === undefined) throw new Error('every unit of an attempt is answered');
     return outcome;
   });
+}
+
+/** The rows units write with their events, as one INSERT per table. */
+function insertsOf(tx: Db, units: readonly UnitOfWork[]) {
+  const byTable = new Map<DeferredTable, DeferredInsert[]>();
+  for (const unit of units) {
+    for (const insert of unit.takeInserts()) {
+      const rows = byTable.get(insert.table) ?? [];
+      rows.push(insert);
+      byTable.set(insert.table, rows);
+    }
+  }
+  return [...byTable.entries()].map(
+    ([table, inserts]) => sql`${tx.insertInto(table).values(inserts.map((insert) => insert.row))}`,
+  );
 }
 
 /** How an actor is recorded beside what it did. */

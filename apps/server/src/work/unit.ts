@@ -1,8 +1,10 @@
+import type { Insertable } from 'kysely';
 import { applyLedgerBatch, type LedgerOperation, type LedgerResult } from '../ledger/ledger.js';
 import type { Db } from '../platform/db.js';
 import { assert, type Failure } from '../platform/errors.js';
 import type { EventType } from '../platform/events.js';
 import type { JobRequest } from '../platform/jobs.js';
+import type { Database } from '../platform/schema.js';
 
 /**
  * One state change: the transaction it runs in, who asked for it, one clock reading, and what it
@@ -40,6 +42,14 @@ interface LedgerGroup {
   refusal: LedgerRefusal;
 }
 
+/** Tables whose rows a unit may write with its events (see `insertWithEvents`). */
+export type DeferredTable = 'disbursements';
+
+export interface DeferredInsert {
+  table: DeferredTable;
+  row: Insertable<Database[DeferredTable]>;
+}
+
 /** Raised inside the runner to roll a unit back with a failure from the closed list. */
 export class UnitFailure extends Error {
   constructor(readonly failure: Failure) {
@@ -56,6 +66,7 @@ export class UnitOfWork {
   readonly #ledger: LedgerGroup[] = [];
   readonly #events: EventDraft[] = [];
   readonly #jobs: JobRequest[] = [];
+  readonly #inserts: DeferredInsert[] = [];
 
   constructor(
     readonly tx: Db,
@@ -106,6 +117,19 @@ export class UnitOfWork {
 
   takeJobs(): JobRequest[] {
     return this.#jobs.splice(0);
+  }
+
+  /**
+   * Inserts a row with the unit's events, in the same statement: for rows nothing in the unit
+   * reads back (a disbursement the completion opens). The runner sends the rows of every unit of a
+   * batch as one multi-row INSERT per table.
+   */
+  insertWithEvents(table: DeferredTable, row: Insertable<Database[DeferredTable]>): void {
+    this.#inserts.push({ table, row });
+  }
+
+  takeInserts(): DeferredInsert[] {
+    return this.#inserts.splice(0);
   }
 }
 
