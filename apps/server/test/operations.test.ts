@@ -377,6 +377,127 @@ describe('SIGTERM under load', () => {
   });
 });
 
+/** Answers the crash stream collects before the process is killed. */
+const answersBeforeKill = 150;
+/** Callers of the crash stream: enough that every batch holds several requests. */
+const crashConcurrency = 32;
+/** Milestones assigned before the crash stream, for it to complete. */
+const assignedBeforeCrash = 120;
+
+describe('SIGKILL under load', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it('a crash in the middle of batches loses no acknowledged assignment or completion, and the books hold', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tranche-sigkill-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    let databaseUrl: string | undefined;
+    if (testDatabaseKind === 'postgres') {
+      const created = await createPostgresDatabase();
+      databaseUrl = created.url;
+      cleanups.push(() => created.drop());
+    }
+    const started = await startServerProcess(
+      databaseUrl === undefined ? { TRANCHE_DATA_DIR: dataDir } : { DATABASE_URL: databaseUrl },
+    );
+    const { child } = started;
+    cleanups.push(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    const exited = once(child, 'exit');
+    const created = await client(started.baseUrl, adminToken)('POST', '/v1/organizations', { name: 'Crash' });
+    expect(created.status).toBe(201);
+    const organizationId = created.body.id as string;
+    const call = client(started.baseUrl, created.body.apiKey);
+    const { programId, userId } = await programWithUser(call, 1_000_000, 10);
+    const toComplete: string[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (toComplete.length < assignedBeforeCrash) {
+          const assigned = await call('POST', '/v1/usertasks', { programId, userId, monetaryValue: 10 });
+          expect(assigned.status).toBe(201);
+          toComplete.push(assigned.body.id);
+        }
+      }),
+    );
+
+    // Half the callers assign, half complete, each request with its own key, until the kill.
+    const acknowledged = { assigned: [] as string[], completed: [] as string[] };
+    let answers = 0;
+    let killed = false;
+    const caller = async (index: number) => {
+      while (!killed) {
+        const completing = index % 2 === 1 ? toComplete.pop() : undefined;
+        if (index % 2 === 1 && completing === undefined) return;
+        try {
+          const answer =
+            completing === undefined
+              ? await call(
+                  'POST',
+                  '/v1/usertasks',
+                  { programId, userId, monetaryValue: 10 },
+                  { 'Idempotency-Key': randomUUID() },
+                )
+              : await call('PUT', `/v1/usertasks/${completing}/complete`, {}, { 'Idempotency-Key': randomUUID() });
+          if (answer.status === 201) acknowledged.assigned.push(answer.body.id);
+          else if (answer.status === 200) acknowledged.completed.push(answer.body.id);
+          else throw new Error(`unexpected answer ${answer.status} ${JSON.stringify(answer.body)}`);
+          if (++answers === answersBeforeKill) {
+            killed = true;
+            child.kill('SIGKILL');
+          }
+        } catch (error) {
+          if (!killed) throw error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: crashConcurrency }, (_, index) => caller(index)));
+    await exited;
+    expect(acknowledged.assigned.length + acknowledged.completed.length).toBeGreaterThanOrEqual(answersBeforeKill);
+
+    // The database the killed process left, opened again (the embedded one recovers from its WAL).
+    const database = await openDatabase({ databaseUrl, dataDir });
+    try {
+      const statuses = new Map(
+        (
+          await database.db
+            .selectFrom('user_tasks as ut')
+            .leftJoin('disbursements as d', (join) =>
+              join.onRef('d.organization_id', '=', 'ut.organization_id').onRef('d.user_task_id', '=', 'ut.id'),
+            )
+            .select(['ut.id', 'ut.status', 'd.id as disbursement_id'])
+            .where('ut.organization_id', '=', organizationId)
+            .execute()
+        ).map((row) => [row.id, row]),
+      );
+      for (const id of acknowledged.assigned) expect(statuses.get(id)?.status, id).toBeDefined();
+      for (const id of acknowledged.completed) {
+        expect(statuses.get(id)?.status, id).toBe('completed');
+        expect(statuses.get(id)?.disbursement_id, id).toMatch(/^dsb_/);
+      }
+      // The books: what the pool reserved and released is what the user tasks say, to the cent.
+      const sums = await sql<{ reserved: bigint; completed: bigint; pending: bigint; posted: bigint }>`
+        SELECT
+          (SELECT coalesce(sum(monetary_value_cents), 0) FROM user_tasks
+            WHERE organization_id = ${organizationId} AND status = 'assigned')::bigint AS reserved,
+          (SELECT coalesce(sum(completed_amount_cents), 0) FROM user_tasks
+            WHERE organization_id = ${organizationId} AND status = 'completed')::bigint AS completed,
+          a.debits_pending_cents AS pending, t.credits_posted_cents AS posted
+        FROM programs p
+        JOIN ledger_accounts a ON a.organization_id = p.organization_id AND a.id = p.pool_account_id
+        JOIN ledger_accounts t ON t.organization_id = p.organization_id AND t.id = p.in_transit_account_id
+        WHERE p.organization_id = ${organizationId} AND p.id = ${programId}`.execute(database.db);
+      const [books] = sums.rows;
+      expect(books?.pending).toBe(books?.reserved);
+      expect(books?.posted).toBe(books?.completed);
+    } finally {
+      await database.close();
+    }
+  });
+});
+
 /** The newest PostgreSQL server binaries on this machine (Debian layout), if any. */
 function postgresBinDir(): string | undefined {
   const root = '/usr/lib/postgresql';
