@@ -298,21 +298,7 @@ describe('SIGTERM under load', () => {
   });
 
   it('drains: every answered request is a success or a listed error, the writes it answered are kept, and the process exits 0', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'tranche-sigterm-'));
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-    let databaseUrl: string | undefined;
-    if (testDatabaseKind === 'postgres') {
-      const created = await createPostgresDatabase();
-      databaseUrl = created.url;
-      cleanups.push(() => created.drop());
-    }
-    const started = await startServerProcess(
-      databaseUrl === undefined ? { TRANCHE_DATA_DIR: dataDir } : { DATABASE_URL: databaseUrl },
-    );
-    const { child } = started;
-    cleanups.push(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
+    const { started, child, dataDir, databaseUrl } = await serverOnNewDatabase('sigterm', cleanups);
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
 
     const created = await client(started.baseUrl, adminToken)('POST', '/v1/organizations', { name: 'Drain' });
@@ -377,6 +363,29 @@ describe('SIGTERM under load', () => {
   });
 });
 
+/**
+ * A server process on a database of its own (a data directory on PGlite, a new database on
+ * PostgreSQL), with what removes both pushed to `cleanups`.
+ */
+async function serverOnNewDatabase(name: string, cleanups: (() => Promise<void> | void)[]) {
+  const dataDir = mkdtempSync(join(tmpdir(), `tranche-${name}-`));
+  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+  let databaseUrl: string | undefined;
+  if (testDatabaseKind === 'postgres') {
+    const created = await createPostgresDatabase();
+    databaseUrl = created.url;
+    cleanups.push(() => created.drop());
+  }
+  const started = await startServerProcess(
+    databaseUrl === undefined ? { TRANCHE_DATA_DIR: dataDir } : { DATABASE_URL: databaseUrl },
+  );
+  const { child } = started;
+  cleanups.push(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { started, child, dataDir, databaseUrl };
+}
+
 /** Answers the crash stream collects before the process is killed. */
 const answersBeforeKill = 150;
 /** Callers of the crash stream: enough that every batch holds several requests. */
@@ -391,21 +400,7 @@ describe('SIGKILL under load', () => {
   });
 
   it('a crash in the middle of batches loses no acknowledged assignment or completion, and the books hold', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'tranche-sigkill-'));
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-    let databaseUrl: string | undefined;
-    if (testDatabaseKind === 'postgres') {
-      const created = await createPostgresDatabase();
-      databaseUrl = created.url;
-      cleanups.push(() => created.drop());
-    }
-    const started = await startServerProcess(
-      databaseUrl === undefined ? { TRANCHE_DATA_DIR: dataDir } : { DATABASE_URL: databaseUrl },
-    );
-    const { child } = started;
-    cleanups.push(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
+    const { started, child, dataDir, databaseUrl } = await serverOnNewDatabase('sigkill', cleanups);
     const exited = once(child, 'exit');
     const created = await client(started.baseUrl, adminToken)('POST', '/v1/organizations', { name: 'Crash' });
     expect(created.status).toBe(201);

@@ -1,5 +1,5 @@
-import { type Expression, type RawBuilder, sql } from 'kysely';
 import { randomBytes } from 'node:crypto';
+import { type Expression, type RawBuilder, sql } from 'kysely';
 import { monotonicFactory } from 'ulid';
 
 /** Every public id is a prefix and a ULID, so ids sort by creation time and say what they name. */

@@ -5,7 +5,7 @@ import { newId } from '../platform/ids.js';
 import { getTasks } from '../tasks/service.js';
 import type { Task } from '../tasks/task.js';
 import { type Answer, wroteNothing } from '../work/runner.js';
-import type { UnitOfWork } from '../work/unit.js';
+import { sharedBy, type UnitOfWork } from '../work/unit.js';
 import { onlyRefusal } from './transitions.js';
 import { presentUserTask, type UserTask, userTaskOf } from './usertask.js';
 
@@ -60,13 +60,9 @@ export async function assignEach(
   units: readonly UnitOfWork[],
   inputs: readonly AssignInput[],
 ): Promise<Answer<UserTask>[]> {
-  const first = units[0];
-  if (first === undefined) return [];
-  const { tx, organizationId, now } = first;
-  assert(
-    units.every((unit) => unit.tx === tx && unit.organizationId === organizationId && unit.now === now),
-    'a batch shares one transaction, organization and clock',
-  );
+  const shared = sharedBy(units);
+  if (shared === undefined) return [];
+  const { tx, organizationId, now } = shared;
   const answers: (Answer<UserTask> | undefined)[] = inputs.map(() => undefined);
   const refuse = (index: number, result: Result<never>) => {
     answers[index] = wroteNothing(result);

@@ -10,7 +10,7 @@ import {
   resolutionTransferIdOfRow,
 } from '../platform/ids.js';
 import { type Answer, wroteNothing } from '../work/runner.js';
-import type { LedgerRefusal, UnitOfWork } from '../work/unit.js';
+import { type LedgerRefusal, sharedBy, type UnitOfWork } from '../work/unit.js';
 import {
   getUserTask,
   openUserTaskStatuses,
@@ -232,13 +232,9 @@ export async function completeEach(
   units: readonly UnitOfWork[],
   inputs: readonly (CompleteInput & { id: string })[],
 ): Promise<Answer<UserTask>[]> {
-  const first = units[0];
-  if (first === undefined) return [];
-  const { tx, organizationId, now } = first;
-  assert(
-    units.every((unit) => unit.tx === tx && unit.organizationId === organizationId && unit.now === now),
-    'a batch shares one transaction, organization and clock',
-  );
+  const shared = sharedBy(units);
+  if (shared === undefined) return [];
+  const { tx, organizationId, now } = shared;
   const spec = transitions.complete;
   const values = [...inputs]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))

@@ -133,6 +133,21 @@ export class UnitOfWork {
   }
 }
 
+/**
+ * What the units of a batch share: one transaction, one organization, one clock reading. Set-wise
+ * work reads them here; undefined for an empty batch.
+ */
+export function sharedBy(units: readonly UnitOfWork[]): { tx: Db; organizationId: string; now: Date } | undefined {
+  const first = units[0];
+  if (first === undefined) return undefined;
+  const { tx, organizationId, now } = first;
+  assert(
+    units.every((unit) => unit.tx === tx && unit.organizationId === organizationId && unit.now === now),
+    'a batch shares one transaction, organization and clock',
+  );
+  return { tx, organizationId, now };
+}
+
 /** A unit the ledger refused: why, and whether some of its operations were applied all the same. */
 export interface LedgerRefused {
   failure: Failure;
