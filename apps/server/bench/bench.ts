@@ -680,11 +680,13 @@ interface LedgerBatches {
   operations: number;
   unitBatches: number;
   units: number;
+  /** The longest the event loop of any of the servers lagged since the scrape before, in seconds. */
+  eventLoopLagMaxSeconds: number;
 }
 
 /** Sums `tranche_ledger_batch_operations` over the servers' /metrics; undefined when one cannot be read. */
 async function ledgerBatchesOf(servers: readonly ServerProcess[]): Promise<LedgerBatches | undefined> {
-  const total: LedgerBatches = { batches: 0, operations: 0, unitBatches: 0, units: 0 };
+  const total: LedgerBatches = { batches: 0, operations: 0, unitBatches: 0, units: 0, eventLoopLagMaxSeconds: 0 };
   for (const server of servers) {
     try {
       const response = await fetch(`${server.baseUrl}/metrics`, {
@@ -698,6 +700,7 @@ async function ledgerBatchesOf(servers: readonly ServerProcess[]): Promise<Ledge
       total.operations += value('tranche_ledger_batch_operations_sum');
       total.unitBatches += value('tranche_unit_batch_units_count');
       total.units += value('tranche_unit_batch_units_sum');
+      total.eventLoopLagMaxSeconds = Math.max(total.eventLoopLagMaxSeconds, value('nodejs_eventloop_lag_max_seconds'));
     } catch {
       return undefined;
     }
@@ -712,6 +715,8 @@ function difference(after: LedgerBatches | undefined, before: LedgerBatches | un
     operations: after.operations - before.operations,
     unitBatches: after.unitBatches - before.unitBatches,
     units: after.units - before.units,
+    // The lag gauges restart at every scrape, so the one after the phase covers the phase.
+    eventLoopLagMaxSeconds: after.eventLoopLagMaxSeconds,
   };
 }
 
@@ -832,7 +837,7 @@ function printTable(rows: Row[], ceilingOpsPerSecond: number): void {
 function batchesText(batches: LedgerBatches): string {
   const mean = batches.batches > 0 ? (batches.operations / batches.batches).toFixed(2) : '-';
   const unitMean = batches.unitBatches > 0 ? (batches.units / batches.unitBatches).toFixed(2) : '-';
-  return `${batches.batches} batches, ${batches.operations} operations, ${mean} per batch; commits: ${batches.unitBatches} batches of ${batches.units} units, ${unitMean} per batch`;
+  return `${batches.batches} batches, ${batches.operations} operations, ${mean} per batch; commits: ${batches.unitBatches} batches of ${batches.units} units, ${unitMean} per batch; event loop lag max ${(batches.eventLoopLagMaxSeconds * 1000).toFixed(0)} ms`;
 }
 
 function printBatches(phases: Measured[]): void {
