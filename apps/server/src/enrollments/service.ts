@@ -145,8 +145,8 @@ export async function takeSeats(
     }
   }
 
-  // Seats per program, taken in one statement when they all fit (the common case); when a
-  // program has fewer left, it is locked, read and given only what fits.
+  // Seats per program: the programs are locked in id order (an UPDATE joined to a list locks in
+  // whatever order its plan reads, which deadlocked two processes), read, and given what fits.
   const wanted = new Map<string, number>();
   for (const index of counted) {
     const programId = (seats[index] as { programId: string }).programId;
@@ -154,26 +154,19 @@ export async function takeSeats(
   }
   const granted = new Map<string, number>();
   if (wanted.size > 0) {
-    const all = await addSeats(tx, organizationId, wanted, true);
-    for (const programId of all) granted.set(programId, wanted.get(programId) ?? 0);
-    const short = [...wanted.keys()].filter((programId) => !granted.has(programId)).sort();
-    if (short.length > 0) {
-      const rows = await tx
-        .selectFrom('programs')
-        .select(['id', 'participant_count', 'max_participants'])
-        .where('organization_id', '=', organizationId)
-        .where('id', 'in', short)
-        .orderBy('id')
-        .forNoKeyUpdate()
-        .execute();
-      const partial = new Map<string, number>();
-      for (const row of rows) {
-        const room = Math.max(0, Math.min(wanted.get(row.id) ?? 0, row.max_participants - row.participant_count));
-        granted.set(row.id, room);
-        if (room > 0) partial.set(row.id, room);
-      }
-      if (partial.size > 0) await addSeats(tx, organizationId, partial, false);
+    const rows = await tx
+      .selectFrom('programs')
+      .select(['id', 'participant_count', 'max_participants'])
+      .where('organization_id', '=', organizationId)
+      .where('id', 'in', [...wanted.keys()])
+      .orderBy('id')
+      .forNoKeyUpdate()
+      .execute();
+    for (const row of rows) {
+      const room = Math.max(0, Math.min(wanted.get(row.id) ?? 0, row.max_participants - row.participant_count));
+      if (room > 0) granted.set(row.id, room);
     }
+    if (granted.size > 0) await addSeats(tx, organizationId, granted);
   }
   for (const index of counted) {
     const seat = seats[index] as { unit: UnitOfWork; programId: string; userId: string };
@@ -196,26 +189,13 @@ export async function takeSeats(
   return answers.map((answer) => answer ?? ok(null));
 }
 
-/**
- * Adds seats to programs' counts in one statement; with `onlyIfAllFit` a program whose count
- * would pass its cap is left alone. Answers the programs counted.
- */
-async function addSeats(
-  tx: Db,
-  organizationId: string,
-  seats: ReadonlyMap<string, number>,
-  onlyIfAllFit: boolean,
-): Promise<string[]> {
-  const values = [...seats.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([programId, count]) => sql`(${programId}::text, ${count}::integer)`);
-  const result = await sql<{ id: string }>`UPDATE programs AS p
+/** Adds seats to the counts of programs this transaction has locked, in one statement. */
+async function addSeats(tx: Db, organizationId: string, seats: ReadonlyMap<string, number>): Promise<void> {
+  const values = [...seats.entries()].map(([programId, count]) => sql`(${programId}::text, ${count}::integer)`);
+  await sql`UPDATE programs AS p
     SET participant_count = p.participant_count + v.seats
     FROM (VALUES ${sql.join(values)}) AS v (id, seats)
-    WHERE p.organization_id = ${organizationId} AND p.id = v.id
-      ${onlyIfAllFit ? sql`AND p.participant_count + v.seats <= p.max_participants` : sql``}
-    RETURNING p.id`.execute(tx);
-  return result.rows.map((row) => row.id);
+    WHERE p.organization_id = ${organizationId} AND p.id = v.id`.execute(tx);
 }
 
 export async function enroll(unit: UnitOfWork, programId: string, userId: string): Promise<Result<Enrollment>> {
