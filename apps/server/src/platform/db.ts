@@ -19,6 +19,17 @@ import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
 
+/** Databases that run one transaction at a time (PGlite: one session), by their root handle. */
+const oneSession = new WeakSet<Db>();
+
+/**
+ * Whether transactions of this database can run at once and so wait on each other's row locks.
+ * Not on the embedded database, where they take turns: lock order cannot matter there.
+ */
+export function transactionsInterleave(db: Db): boolean {
+  return !oneSession.has(db);
+}
+
 export interface DatabaseHandle {
   db: Db;
   kind: 'postgres' | 'pglite';
@@ -95,6 +106,7 @@ export async function openDatabase(options: {
     },
   });
   const db = new Kysely<Database>({ dialect: new PGliteDialect(client) });
+  oneSession.add(db);
   return { db, kind: 'pglite', close: () => db.destroy() };
 }
 

@@ -234,7 +234,7 @@ export async function completeEach(
 ): Promise<Answer<UserTask>[]> {
   const shared = sharedBy(units);
   if (shared === undefined) return [];
-  const { tx, organizationId, now } = shared;
+  const { tx, organizationId, now, interleaved } = shared;
   const spec = transitions.complete;
   const values = [...inputs]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
@@ -243,10 +243,11 @@ export async function completeEach(
         sql`(${input.id}::text, ${input.amountCents ?? null}::bigint, ${input.completedBy ?? null}::text, ${input.evidence === undefined ? null : JSON.stringify(input.evidence)}::jsonb)`,
     );
   const at = sql`${now.toISOString()}::timestamptz`;
-  // An assignment past its window can no longer complete; the sweep expires it. The rows are
-  // locked in id order first (an UPDATE joined to a list locks in whatever order its plan reads,
-  // and two batches sharing user tasks could deadlock); the `= ANY` names them for the primary
-  // key's index, whatever the planner makes of the join.
+  // An assignment past its window can no longer complete; the sweep expires it. Where other
+  // transactions run at the same time, the rows are locked in id order first (an UPDATE joined
+  // to a list locks in whatever order its plan reads, and two batches sharing user tasks could
+  // deadlock); the embedded database runs one transaction at a time and skips that cost. The
+  // `= ANY` names the rows for the primary key's index, whatever the planner makes of the join.
   const ids = inputs.map((input) => input.id);
   const moved = await sql<MovedRow>`UPDATE user_tasks AS ut SET
       status = ${spec.to},
@@ -256,12 +257,16 @@ export async function completeEach(
       completed_by = v.completed_by,
       evidence = v.evidence,
       completed_at = ${at}
-    FROM (VALUES ${sql.join(values)}) AS v (id, amount, completed_by, evidence),
+    FROM (VALUES ${sql.join(values)}) AS v (id, amount, completed_by, evidence)${
+      interleaved
+        ? sql`,
       (SELECT id FROM user_tasks
         WHERE organization_id = ${organizationId} AND id = ANY(${ids}::text[])
-        ORDER BY id FOR NO KEY UPDATE) AS locked
+        ORDER BY id FOR NO KEY UPDATE) AS locked`
+        : sql``
+    }
     WHERE ut.organization_id = ${organizationId} AND ut.id = ANY(${ids}::text[])
-      AND ut.id = locked.id AND ut.id = v.id
+      AND ut.id = v.id${interleaved ? sql` AND ut.id = locked.id` : sql``}
       AND ut.status IN (${sql.join(spec.from)})
       AND (ut.expires_at IS NULL OR ut.expires_at > ${at})
       AND (v.amount IS NULL OR ut.monetary_value_cents >= v.amount)

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db } from '../platform/db.js';
+import { type Db, transactionsInterleave } from '../platform/db.js';
 import type { Failure, Result } from '../platform/errors.js';
 import { writeEvents } from '../platform/events.js';
 import {
@@ -174,7 +174,9 @@ async function runWave<I, T>(
     attempts++;
     const members = remaining;
     try {
-      const outcomes = await inTransaction(db, (tx) => attempt(tx, requests, members, work, now));
+      const outcomes = await inTransaction(db, (tx) =>
+        attempt(tx, transactionsInterleave(db), requests, members, work, now),
+      );
       observeUnitBatch(members.length, attempts);
       members.forEach((index, position) => {
         settled[index] = { outcome: outcomes[position] as UnitOutcome<T> };
@@ -211,6 +213,7 @@ async function runWave<I, T>(
 /** One attempt at the units `members` (indexes into `requests`), in the caller's transaction. */
 async function attempt<I, T>(
   tx: Db,
+  interleaved: boolean,
   requests: readonly UnitRequest<I, T>[],
   members: readonly number[],
   work: SetWork<I, T>,
@@ -231,7 +234,9 @@ async function attempt<I, T>(
   });
 
   const working = members.filter((index) => !outcomes.has(index));
-  const units = working.map((index) => new UnitOfWork(tx, (requests[index] as UnitRequest<I, T>).context, now));
+  const units = working.map(
+    (index) => new UnitOfWork(tx, (requests[index] as UnitRequest<I, T>).context, now, interleaved),
+  );
   const answers =
     working.length === 0
       ? []

@@ -72,6 +72,8 @@ export class UnitOfWork {
     readonly tx: Db,
     context: UnitContext,
     now: Date,
+    /** Whether other transactions run at the same time as this one (see `transactionsInterleave`). */
+    readonly interleaved = true,
   ) {
     this.organizationId = context.organizationId;
     this.actor = context.actor;
@@ -137,15 +139,17 @@ export class UnitOfWork {
  * What the units of a batch share: one transaction, one organization, one clock reading. Set-wise
  * work reads them here; undefined for an empty batch.
  */
-export function sharedBy(units: readonly UnitOfWork[]): { tx: Db; organizationId: string; now: Date } | undefined {
+export function sharedBy(
+  units: readonly UnitOfWork[],
+): { tx: Db; organizationId: string; now: Date; interleaved: boolean } | undefined {
   const first = units[0];
   if (first === undefined) return undefined;
-  const { tx, organizationId, now } = first;
+  const { tx, organizationId, now, interleaved } = first;
   assert(
     units.every((unit) => unit.tx === tx && unit.organizationId === organizationId && unit.now === now),
     'a batch shares one transaction, organization and clock',
   );
-  return { tx, organizationId, now };
+  return { tx, organizationId, now, interleaved };
 }
 
 /** A unit the ledger refused: why, and whether some of its operations were applied all the same. */
