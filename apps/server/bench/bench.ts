@@ -29,9 +29,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { openDatabase } from '../src/platform/db.js';
 import type { Failure } from '../src/platform/errors.js';
-import { assignEach, assignmentConflict } from '../src/usertasks/assign.js';
-import { completeEach } from '../src/usertasks/transitions.js';
-import { Batcher } from '../src/work/batcher.js';
+import { userTaskBatchers } from '../src/usertasks/batchers.js';
 import type { UnitContext } from '../src/work/unit.js';
 import { findWrk, mergedPercentileMs, runWrk, settle } from './wrk.js';
 
@@ -740,8 +738,7 @@ async function assignAndCompleteInProcess(
     const created: string[] = [];
     // The same batchers as the routes: the units of the organization commit in batches.
     const context: UnitContext = { organizationId, actor: { kind: 'system', id: 'bench' }, requestId: null };
-    const assigning = new Batcher(database.db, assignEach, { conflictKey: assignmentConflict });
-    const completing = new Batcher(database.db, completeEach, { conflictKey: (input) => input.id });
+    const { assignments: assigning, completions: completing } = userTaskBatchers(database.db);
     const assignments = await runPhase('hot program assign (in-process)', callers, seconds, () => {
       const userId = pick(workload.userIds);
       return async () => {

@@ -22,23 +22,14 @@ export interface StoredResponse {
 /** How a key stood when a request claimed it: the caller holds it, or it answers from before. */
 export type ClaimOutcome = Result<StoredResponse | undefined>;
 
-/**
- * Claims the key inside the caller's transaction. A key seen before answers with its stored
- * response (a replay) or a failure; a new key (or one past its lifetime) is claimed, and a
- * concurrent request with the same key waits on this transaction's row lock, then replays.
- * Answers `undefined` when the caller holds the claim and should do the work.
- */
-export async function claimIdempotencyKey(tx: Db, claim: IdempotencyClaim, now: Date): Promise<ClaimOutcome> {
-  const [outcome] = await claimIdempotencyKeys(tx, [claim], now);
-  assert(outcome !== undefined, 'every claim is answered');
-  return outcome;
-}
-
 const claimId = (claim: { scope: string; key: string }) => `${claim.scope}\u0000${claim.key}`;
 
 /**
- * Claims several keys in one statement (and reads the ones already taken in a second), answering
- * in the order of `claims`. The keys must be distinct. Rows are claimed in (scope, key) order, so
+ * Claims keys inside the caller's transaction, in one statement (and reads the ones already taken
+ * in a second), answering in the order of `claims`; the keys must be distinct. A key seen before
+ * answers with its stored response (a replay) or a failure; a new key (or one past its lifetime)
+ * is claimed (`undefined`: the caller holds it and does the work), and a concurrent request with
+ * the same key waits on this transaction's row lock, then replays. Rows are claimed in (scope, key) order, so
  * batches of two processes that share keys wait on each other instead of deadlocking.
  */
 export async function claimIdempotencyKeys(

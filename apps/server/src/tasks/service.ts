@@ -6,13 +6,7 @@ import type { UnitOfWork } from '../work/unit.js';
 import { presentTask, type Task, taskOf } from './task.js';
 
 export async function getTask(db: Db, organizationId: string, id: string): Promise<Task | undefined> {
-  const row = await db
-    .selectFrom('tasks')
-    .selectAll()
-    .where('organization_id', '=', organizationId)
-    .where('id', '=', id)
-    .executeTakeFirst();
-  return row === undefined ? undefined : taskOf(row);
+  return (await getTasks(db, organizationId, [id])).get(id);
 }
 
 /** Several tasks by id, in one read; missing ones are absent from the map. */

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { takeSeats } from '../enrollments/service.js';
 import { dateOf } from '../platform/db.js';
 import { assert, fail, ok, type Result } from '../platform/errors.js';
@@ -76,31 +77,34 @@ export async function assignEach(
     return undefined;
   });
 
-  // What the reservations need of the programs, and which participants exist: two reads.
+  // What the reservations need of the programs, and which of the participants exist: one read.
+  // The participants come with each program row; when no program is found, every assignment is
+  // refused for its program before its participant is looked at.
   const programIds = distinct(plans.flatMap((plan) => plan?.programId ?? []));
-  const programs = new Map(
-    (programIds.length === 0
-      ? []
-      : await tx
-          .selectFrom('programs')
-          .select(['id', 'status', 'starts_at', 'ends_at', 'pool_account_id', 'in_transit_account_id'])
-          .where('organization_id', '=', organizationId)
-          .where('id', 'in', programIds)
-          .execute()
-    ).map((row) => [row.id, row]),
-  );
   const userIds = distinct(inputs.flatMap((input, index) => (plans[index] === undefined ? [] : [input.userId])));
-  const users = new Set(
-    (userIds.length === 0
+  const found =
+    programIds.length === 0
       ? []
       : await tx
-          .selectFrom('users')
-          .select('id')
-          .where('organization_id', '=', organizationId)
-          .where('id', 'in', userIds)
-          .execute()
-    ).map((row) => row.id),
-  );
+          .selectFrom('programs as p')
+          .select((eb) => [
+            'p.id',
+            'p.status',
+            'p.starts_at',
+            'p.ends_at',
+            'p.pool_account_id',
+            'p.in_transit_account_id',
+            sql<string[]>`ARRAY(${eb
+              .selectFrom('users as u')
+              .select('u.id')
+              .whereRef('u.organization_id', '=', 'p.organization_id')
+              .where('u.id', 'in', userIds)})`.as('existing_user_ids'),
+          ])
+          .where('p.organization_id', '=', organizationId)
+          .where('p.id', 'in', programIds)
+          .execute();
+  const programs = new Map(found.map((row) => [row.id, row]));
+  const users = new Set(found[0]?.existing_user_ids ?? []);
 
   const seating: number[] = [];
   plans.forEach((plan, index) => {

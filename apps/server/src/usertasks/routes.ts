@@ -4,10 +4,9 @@ import { ApiError } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
 import { optionalCentsOf } from '../platform/present.js';
 import { Dollars, errorResponses, Id, ListOf, ListQuery, OneOf } from '../platform/schemas.js';
-import { Batcher } from '../work/batcher.js';
 import { mutate, mutateInBatch, presented } from '../work/mutate.js';
-import { assignEach, assignmentConflict } from './assign.js';
-import { cancel, completeEach } from './transitions.js';
+import { userTaskBatchers } from './batchers.js';
+import { cancel } from './transitions.js';
 import { getUserTask, listUserTasks, presentUserTask, UserTaskSchema, userTaskStatuses } from './usertask.js';
 
 /** Largest evidence object accepted, in bytes of JSON. */
@@ -55,8 +54,7 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
   const UserTaskRef = Type.Ref('UserTask');
   const UserTaskParams = Type.Object({ id: Id('ut', 'User task id.') });
   // The hot path: assignments and completions of one organization commit in batches.
-  const assignments = new Batcher(db, assignEach, { conflictKey: assignmentConflict });
-  const completions = new Batcher(db, completeEach, { conflictKey: (input) => input.id });
+  const { assignments, completions } = userTaskBatchers(db);
 
   app.post(
     '/v1/tasks/:id/users/:userId',

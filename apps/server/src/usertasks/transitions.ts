@@ -13,13 +13,13 @@ import { type Answer, wroteNothing } from '../work/runner.js';
 import { type LedgerRefusal, sharedBy, type UnitOfWork } from '../work/unit.js';
 import {
   getUserTask,
+  getUserTasks,
   openUserTaskStatuses,
   presentUserTask,
   type UserTask,
   type UserTaskRow,
   type UserTaskStatus,
   userTaskOf,
-  userTaskQuery,
 } from './usertask.js';
 
 /** A user task row as a transition leaves it. */
@@ -272,16 +272,11 @@ export async function completeEach(
       AND (v.amount IS NULL OR ut.monetary_value_cents >= v.amount)
     RETURNING ut.*`.execute(tx);
   const movedById = new Map(moved.rows.map((row) => [row.id, row]));
-  const unmoved = inputs.filter((input) => !movedById.has(input.id)).map((input) => input.id);
-  const current =
-    unmoved.length === 0
-      ? new Map<string, UserTask>()
-      : new Map(
-          (await userTaskQuery(tx, organizationId).where('ut.id', 'in', unmoved).execute()).map((row) => [
-            row.id,
-            userTaskOf(row),
-          ]),
-        );
+  const current = await getUserTasks(
+    tx,
+    organizationId,
+    inputs.filter((input) => !movedById.has(input.id)).map((input) => input.id),
+  );
 
   const answers: Answer<UserTask>[] = [];
   inputs.forEach((input, index) => {

@@ -81,8 +81,20 @@ export function userTaskOf(row: UserTaskRow): UserTask {
 }
 
 export async function getUserTask(db: Db, organizationId: string, id: string): Promise<UserTask | undefined> {
-  const row = await userTaskQuery(db, organizationId).where('ut.id', '=', id).executeTakeFirst();
-  return row === undefined ? undefined : userTaskOf(row);
+  return (await getUserTasks(db, organizationId, [id])).get(id);
+}
+
+/** Several user tasks by id, in one read; missing ones are absent from the map. */
+export async function getUserTasks(
+  db: Db,
+  organizationId: string,
+  ids: readonly string[],
+): Promise<Map<string, UserTask>> {
+  if (ids.length === 0) return new Map();
+  const rows = await userTaskQuery(db, organizationId)
+    .where('ut.id', 'in', [...ids])
+    .execute();
+  return new Map(rows.map((row) => [row.id, userTaskOf(row)]));
 }
 
 export interface UserTaskFilter {

@@ -39,18 +39,24 @@ export async function mutateInBatch<I, T>(
 ): Promise<FastifyReply> {
   const context = contextOf(request);
   const idempotency = idempotencyOf(request, context, status);
+  // The body is presented once, whether it is stored with the key, sent, or both.
+  let body: { of: T; presented: unknown } | undefined;
+  const presentOnce = (value: T) => {
+    if (body?.of !== value) body = { of: value, presented: present(value) };
+    return body.presented;
+  };
   const outcome = await batcher.run(context.organizationId, {
     context,
     input,
     idempotency:
       idempotency === undefined
         ? undefined
-        : { claim: idempotency.claim, respond: (value: T) => idempotency.respond(present(value)) },
+        : { claim: idempotency.claim, respond: (value: T) => idempotency.respond(presentOnce(value)) },
   });
   return answer(
     reply,
     status,
-    outcome.ok && !outcome.replayed ? { ...outcome, value: present(outcome.value) } : outcome,
+    outcome.ok && !outcome.replayed ? { ...outcome, value: presentOnce(outcome.value) } : outcome,
   );
 }
 
