@@ -447,12 +447,26 @@ describe('faults', () => {
       method: 'POST',
       body: JSON.stringify({ operation: 'ping', mode: 'timeout', count: 1 }),
     });
-    const held = fetch(other.graphqlUrl, {
-      method: 'POST',
-      headers: { authorization: AUTHORIZATION },
-      body: JSON.stringify({ query: '{ ping }' }),
-    });
-    await expect(Promise.all([other.close(), held])).rejects.toThrow();
+    const ping = (signal?: AbortSignal) =>
+      fetch(other.graphqlUrl, {
+        method: 'POST',
+        headers: { authorization: AUTHORIZATION },
+        body: JSON.stringify({ query: '{ ping }' }),
+        ...(signal === undefined ? {} : { signal }),
+      });
+    const held = ping();
+    held.catch(() => {});
+    // A later ping answers only once the held one has taken the fault: it is inside the sandbox.
+    await pollUntil(
+      () =>
+        ping(AbortSignal.timeout(CLIENT_TIMEOUT_MS)).then(
+          (response) => response.status,
+          () => 0,
+        ),
+      (status) => status === 200,
+    );
+    await other.close();
+    await expect(held).rejects.toThrow();
   });
 
   it('refuses an operation the sandbox does not serve', async () => {
