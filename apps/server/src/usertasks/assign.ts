@@ -78,8 +78,9 @@ export async function assignEach(
   });
 
   // What the reservations need of the programs, and which of the participants exist: one read.
-  // The participants come with each program row; when no program is found, every assignment is
-  // refused for its program before its participant is looked at.
+  // The participants come with each program row, from a subquery that does not depend on the row,
+  // so PostgreSQL runs it once; when no program is found, every assignment is refused for its
+  // program before its participant is looked at.
   const programIds = distinct(plans.flatMap((plan) => plan?.programId ?? []));
   const userIds = distinct(inputs.flatMap((input, index) => (plans[index] === undefined ? [] : [input.userId])));
   const found =
@@ -97,7 +98,7 @@ export async function assignEach(
             sql<string[]>`ARRAY(${eb
               .selectFrom('users as u')
               .select('u.id')
-              .whereRef('u.organization_id', '=', 'p.organization_id')
+              .where('u.organization_id', '=', organizationId)
               .where('u.id', 'in', userIds)})`.as('existing_user_ids'),
           ])
           .where('p.organization_id', '=', organizationId)
