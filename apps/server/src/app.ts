@@ -2,7 +2,10 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyServerOptions } from 'fastify';
+import { cardRoutes } from './cards/routes.js';
 import type { Config } from './config.js';
+import { configurationRoutes } from './configurations/routes.js';
+import { Issuers } from './configurations/service.js';
 import { disbursementRoutes } from './disbursements/routes.js';
 import { enrollmentRoutes } from './enrollments/routes.js';
 import { eventRoutes } from './events/routes.js';
@@ -40,6 +43,8 @@ export async function buildApp(
     logger?: FastifyServerOptions['logger'];
     /** Reads the job queue for the metrics gauges; defaults to the `jobs` table of `database`. */
     readJobQueue?: ReadJobQueue;
+    /** Where organizations reach Highnote; shared with the worker's jobs. */
+    issuers?: Issuers;
   } = {},
 ): Promise<App> {
   const app = Fastify({
@@ -88,13 +93,16 @@ export async function buildApp(
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', database: database.kind });
   });
 
+  const issuers = options.issuers ?? new Issuers(db, {});
   organizationRoutes(app, { db });
+  configurationRoutes(app, { db, issuers });
   programRoutes(app, { db });
-  userRoutes(app, { db });
+  userRoutes(app, { db, issuers });
   enrollmentRoutes(app, { db });
   taskRoutes(app, { db });
   userTaskRoutes(app, { db });
   disbursementRoutes(app, { db });
+  cardRoutes(app, { db, issuers });
   eventRoutes(app, { db });
   jobRoutes(app, { db });
   await app.ready();

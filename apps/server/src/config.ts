@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { newEncryptionKey, parseEncryptionKey } from './platform/secrets.js';
 import { defaultConcurrency, defaultPollIntervalMs, maxConcurrency } from './worker/worker.js';
 
 /** Everything the process reads from its environment, parsed once at start. */
@@ -21,6 +22,14 @@ export interface Config {
   /** Jobs one process's worker runs at once, and how often it looks for due jobs. */
   workerConcurrency: number;
   workerPollIntervalMs: number;
+  /**
+   * Seals organizations' Highnote API keys at rest. Embedded mode keeps a generated one in the
+   * data directory; with PostgreSQL it comes from TRANCHE_ENCRYPTION_KEY, and without it a key
+   * cannot be stored (the embedded sandbox needs none).
+   */
+  encryptionKey: Buffer | undefined;
+  /** Where the embedded Highnote sandbox listens when `issuer` is `sandbox` (0: a free port). */
+  sandboxPort: number;
 }
 
 export class ConfigError extends Error {}
@@ -58,8 +67,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (adminToken === undefined && databaseUrl === undefined) {
     adminToken = embeddedAdminToken(dataDir);
   }
+  let encryptionKey: Buffer | undefined;
+  const rawKey = env.TRANCHE_ENCRYPTION_KEY?.trim() || undefined;
+  if (rawKey !== undefined) {
+    encryptionKey = parseEncryptionKey(rawKey);
+    if (encryptionKey === undefined) {
+      throw new ConfigError('TRANCHE_ENCRYPTION_KEY must be 32 bytes, as base64 (44 characters) or hex (64)');
+    }
+  } else if (databaseUrl === undefined) {
+    encryptionKey = parseEncryptionKey(embeddedSecret(dataDir, 'encryption-key', newEncryptionKey));
+  }
+  const port = parseInteger('PORT', env.PORT, defaultPort, 0, 65535);
   return {
-    port: parseInteger('PORT', env.PORT, defaultPort, 0, 65535),
+    port,
     host: env.HOST?.trim() || defaultHost,
     databaseUrl,
     dataDir,
@@ -94,14 +114,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       10,
       60_000,
     ),
+    encryptionKey,
+    sandboxPort: parseInteger(
+      'TRANCHE_SANDBOX_PORT',
+      env.TRANCHE_SANDBOX_PORT,
+      port === 0 ? 0 : Math.min(port + 1, 65535),
+      0,
+      65535,
+    ),
   };
 }
 
 function embeddedAdminToken(dataDir: string): string {
-  const file = join(dataDir, 'admin-token');
+  return embeddedSecret(dataDir, 'admin-token', () => `tra_admin_${randomBytes(24).toString('base64url')}`);
+}
+
+/** A secret generated once and kept, readable only by its owner, in the data directory. */
+function embeddedSecret(dataDir: string, name: string, generate: () => string): string {
+  const file = join(dataDir, name);
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
   mkdirSync(dataDir, { recursive: true });
-  const token = `tra_admin_${randomBytes(24).toString('base64url')}`;
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
-  return token;
+  const secret = generate();
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
 }

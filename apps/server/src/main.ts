@@ -1,6 +1,9 @@
 import { constants } from 'node:os';
+import { join } from 'node:path';
+import { type RunningSandbox, startSandbox } from '@tranche/highnote-sandbox';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { Issuers } from './configurations/service.js';
 import { openDatabase } from './platform/db.js';
 import { migrateToLatest } from './platform/migrate.js';
 import { jobCatalog } from './worker/catalog.js';
@@ -39,10 +42,27 @@ async function main(role: string | undefined): Promise<void> {
     await database.close();
     return;
   }
-  const app = await buildApp(config, database);
+  // In sandbox mode the serving process runs the local Highnote sandbox beside the API; a
+  // worker-only process uses the one its serving process runs.
+  let sandbox: RunningSandbox | undefined;
+  let sandboxUrl: string | undefined;
+  if (config.issuer === 'sandbox') {
+    if (role === 'serve') {
+      sandbox = await startSandbox({
+        port: config.sandboxPort,
+        host: config.host,
+        ...(database.kind === 'pglite' ? { stateFile: join(config.dataDir, 'highnote-sandbox.json') } : {}),
+      });
+      sandboxUrl = sandbox.url;
+    } else {
+      sandboxUrl = `http://${config.host}:${config.sandboxPort}`;
+    }
+  }
+  const issuers = new Issuers(database.db, { sandboxUrl, encryptionKey: config.encryptionKey });
+  const app = await buildApp(config, database, { issuers });
   // A worker-only process has no listening socket; its timer is what keeps it alive.
   const worker: Worker = startWorker(database.db, {
-    catalog: jobCatalog({ sweepIntervalMs: config.sweepIntervalMs }),
+    catalog: jobCatalog({ sweepIntervalMs: config.sweepIntervalMs, issuers }),
     log: app.log,
     pollIntervalMs: config.workerPollIntervalMs,
     concurrency: config.workerConcurrency,
@@ -53,6 +73,7 @@ async function main(role: string | undefined): Promise<void> {
     // The server drains its requests while the worker finishes its current jobs; the database
     // closes only once neither uses it.
     await Promise.all([app.close(), worker.stop()]);
+    await sandbox?.close();
     await database.close();
     app.log.info({ signal }, 'shut down');
   });
@@ -63,6 +84,7 @@ async function main(role: string | undefined): Promise<void> {
       { database: database.kind, dataDir: database.kind === 'pglite' ? config.dataDir : undefined },
       `Tranche is serving ${base} (reference at ${base}/docs)`,
     );
+    if (sandbox !== undefined) app.log.info(`Highnote sandbox at ${sandbox.graphqlUrl}`);
     if (database.kind === 'pglite' && config.adminToken !== undefined) {
       console.log(`Operator token (kept in ${config.dataDir}/admin-token): ${config.adminToken}`);
     }

@@ -5,6 +5,9 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { buildApp } from '../src/app.js';
+import { Issuers } from '../src/configurations/service.js';
+import { jobCatalog } from '../src/worker/catalog.js';
+import { startWorker } from '../src/worker/worker.js';
 import { type DatabaseHandle, openDatabase } from '../src/platform/db.js';
 import type { App } from '../src/platform/http.js';
 import { migrateToLatest } from '../src/platform/migrate.js';
@@ -18,7 +21,17 @@ export const testDatabaseKind = process.env.TRANCHE_TEST_DATABASE === 'postgres'
 export const postgresAdminUrl = process.env.TRANCHE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const adminToken = 'tra_admin_test_token_0123456789';
 
+/** Seals API keys in tests (32 bytes). */
+export const testEncryptionKey = Buffer.alloc(32, 7);
+
+/** The worker's log: silent, unless TRANCHE_TEST_WORKER_LOG=1 prints it while a test is written. */
+const silentLog =
+  process.env.TRANCHE_TEST_WORKER_LOG === '1'
+    ? { info: console.log, warn: console.warn, error: console.error }
+    : { info() {}, warn() {}, error() {} };
+
 export interface TestServer {
+  issuers: Issuers;
   app: App;
   baseUrl: string;
   database: DatabaseHandle;
@@ -47,8 +60,14 @@ export async function createPostgresDatabase(): Promise<{ url: string; drop(): P
   };
 }
 
-/** `databaseUrl` points the server at a database the caller made and will remove (it is not dropped). */
-export async function startTestServer(options: { poolSize?: number; databaseUrl?: string } = {}): Promise<TestServer> {
+/**
+ * `databaseUrl` points the server at a database the caller made and will remove (it is not
+ * dropped). `sandbox` connects organizations to a running Highnote sandbox, and runs a worker with
+ * the service's jobs beside the server.
+ */
+export async function startTestServer(
+  options: { poolSize?: number; databaseUrl?: string; sandbox?: { url: string }; fundingVisibilityTimeoutMs?: number } = {},
+): Promise<TestServer> {
   let databaseUrl = options.databaseUrl;
   let drop: (() => Promise<void>) | undefined;
   if (databaseUrl === undefined && testDatabaseKind === 'postgres') {
@@ -58,8 +77,28 @@ export async function startTestServer(options: { poolSize?: number; databaseUrl?
   }
   const database = await openDatabase({ databaseUrl, dataDir: 'memory://', poolSize: options.poolSize ?? 20 });
   await migrateToLatest(database.db);
-  const app = await buildApp({ adminToken, logLevel: 'silent' }, database, { logger: false });
+  const issuers = new Issuers(database.db, {
+    sandboxUrl: options.sandbox?.url,
+    encryptionKey: testEncryptionKey,
+    limits: { requestTimeoutMs: 2_000, retryBaseDelayMs: 10, retryMaxDelayMs: 100 },
+  });
+  const app = await buildApp({ adminToken, logLevel: 'silent' }, database, { logger: false, issuers });
   await app.listen({ port: 0, host: '127.0.0.1' });
+  const worker =
+    options.sandbox === undefined
+      ? undefined
+      : startWorker(database.db, {
+          catalog: jobCatalog({
+            sweepIntervalMs: 60_000,
+            issuers,
+            ...(options.fundingVisibilityTimeoutMs === undefined
+              ? {}
+              : { fundingVisibilityTimeoutMs: options.fundingVisibilityTimeoutMs }),
+          }),
+          log: silentLog,
+          pollIntervalMs: 20,
+          concurrency: 8,
+        });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
   return {
@@ -67,7 +106,9 @@ export async function startTestServer(options: { poolSize?: number; databaseUrl?
     baseUrl: `http://127.0.0.1:${address.port}`,
     database,
     databaseUrl,
+    issuers,
     async close() {
+      await worker?.stop();
       await app.close();
       await database.close();
       await drop?.();
@@ -200,6 +241,7 @@ export async function startServerProcess(databaseUrl: string): Promise<ServerPro
       TRANCHE_ADMIN_TOKEN: adminToken,
       LOG_LEVEL: 'warn',
       TRANCHE_DATABASE_POOL_SIZE: '10',
+      TRANCHE_SANDBOX_PORT: '0',
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -5,8 +5,11 @@ import { BalanceDollars, Id, Nullable, NullableTimestamp, ObjectKind, OneOf, Tim
 
 /** A disbursement — the funding of a card for one verified milestone — and how the API presents it. */
 
-/** awaiting_card → pending → processing → settled | failed. */
-export const disbursementStatuses = ['awaiting_card', 'pending', 'processing', 'settled', 'failed'] as const;
+/**
+ * awaiting_card → pending → processing → settled | failed; a failed one is retried (→ pending) or
+ * cancelled, which returns its money to the program's pool.
+ */
+export const disbursementStatuses = ['awaiting_card', 'pending', 'processing', 'settled', 'failed', 'cancelled'] as const;
 export type DisbursementStatus = (typeof disbursementStatuses)[number];
 
 export interface Disbursement {
@@ -17,7 +20,16 @@ export interface Disbursement {
   amountCents: bigint;
   status: DisbursementStatus;
   failureReason: string | null;
+  /** Highnote's reason code when the transfer failed (e.g. `INSUFFICIENT_FUNDS`). */
+  failureCode: string | null;
+  /** Which funding attempt this is; a retry starts the next. */
+  attempt: number;
+  cardId: string | null;
+  /** The key the transfer is initiated with, committed before the call. */
+  transferIdempotencyKey: string | null;
+  highnoteTransferId: string | null;
   settledAt: Date | null;
+  cancelledAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -37,7 +49,13 @@ export function disbursementOf(row: DisbursementRow): Disbursement {
     amountCents: row.amount_cents,
     status: row.status,
     failureReason: row.failure_reason,
+    failureCode: row.failure_code,
+    attempt: row.attempt,
+    cardId: row.card_id,
+    transferIdempotencyKey: row.transfer_idempotency_key,
+    highnoteTransferId: row.highnote_transfer_id,
     settledAt: dateOf(row.settled_at),
+    cancelledAt: dateOf(row.cancelled_at),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -52,13 +70,22 @@ export const DisbursementSchema = Type.Object(
     userId: Id('usr', 'Participant.'),
     amount: BalanceDollars('Amount funded to the card.', 500),
     status: OneOf(disbursementStatuses, {
-      description: 'awaiting_card → pending → processing → settled | failed.',
+      description: 'awaiting_card → pending → processing → settled | failed; a failed one is retried or cancelled.',
       examples: ['settled'],
     }),
     failureReason: Nullable(
-      Type.String({ description: 'Why the funding failed.', examples: ['Card account is closed.'] }),
+      Type.String({ description: 'Why the funding failed.', examples: ['Highnote failed the transfer: INSUFFICIENT_FUNDS'] }),
+    ),
+    failureCode: Nullable(
+      Type.String({ description: 'Highnote’s reason code for a failed transfer.', examples: ['INSUFFICIENT_FUNDS'] }),
+    ),
+    attempt: Type.Integer({ minimum: 1, description: 'Funding attempt; each retry starts the next.', examples: [1] }),
+    cardId: Nullable(Id('card', 'The card funded.')),
+    highnoteTransferId: Nullable(
+      Type.String({ description: 'Highnote’s transfer id, once initiated.', examples: ['iftr_8Kd'] }),
     ),
     settledAt: NullableTimestamp('Settled on the card.'),
+    cancelledAt: NullableTimestamp('Cancelled, its money returned to the pool.'),
     createdAt: Timestamp('Opened at completion.'),
     updatedAt: Timestamp('Last changed.'),
   },
@@ -75,7 +102,12 @@ export function presentDisbursement(disbursement: Disbursement) {
     amount: dollars(disbursement.amountCents),
     status: disbursement.status,
     failureReason: disbursement.failureReason,
+    failureCode: disbursement.failureCode,
+    attempt: disbursement.attempt,
+    cardId: disbursement.cardId,
+    highnoteTransferId: disbursement.highnoteTransferId,
     settledAt: iso(disbursement.settledAt),
+    cancelledAt: iso(disbursement.cancelledAt),
     createdAt: isoRequired(disbursement.createdAt),
     updatedAt: isoRequired(disbursement.updatedAt),
   };

@@ -4,7 +4,9 @@ import { ApiError } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
 import { errorResponses, Id, ListOf, ListQuery, OneOf } from '../platform/schemas.js';
 import { DisbursementSchema, disbursementStatuses, presentDisbursement } from './disbursement.js';
+import { cancelDisbursement, retryDisbursement } from './funding.js';
 import { getDisbursement, listDisbursements } from './service.js';
+import { mutate, presented } from '../work/mutate.js';
 
 export function disbursementRoutes(app: App, deps: { db: Db }): void {
   const { db } = deps;
@@ -59,4 +61,31 @@ export function disbursementRoutes(app: App, deps: { db: Db }): void {
       return presentDisbursement(disbursement);
     },
   );
+
+  const actions = {
+    retry: {
+      summary: 'Retry a failed funding: a new attempt, with a new transfer',
+      run: retryDisbursement,
+    },
+    cancel: {
+      summary: 'Cancel a funding that failed or has not started: its money returns to the program’s pool',
+      run: cancelDisbursement,
+    },
+  } as const;
+  for (const [action, { summary, run }] of Object.entries(actions)) {
+    app.post(
+      `/v1/disbursements/:id/${action}`,
+      {
+        config,
+        schema: {
+          tags: ['disbursements'],
+          summary,
+          params: Type.Object({ id: Id('dsb', 'Disbursement id.') }),
+          response: { 200: DisbursementRef, ...errorResponses(409, 422) },
+        },
+      },
+      async (request, reply) =>
+        mutate(db, request, reply, 200, async (unit) => presented(await run(unit, request.params.id), presentDisbursement)),
+    );
+  }
 }

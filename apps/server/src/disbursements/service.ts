@@ -1,4 +1,5 @@
 import type { Db } from '../platform/db.js';
+import { fundRequest } from './funding.js';
 import type { UnitOfWork } from '../work/unit.js';
 import {
   type Disbursement,
@@ -55,7 +56,13 @@ export function openDisbursement(unit: UnitOfWork, input: OpenDisbursement): Dis
     amountCents: input.amountCents,
     status: 'pending',
     failureReason: null,
+    failureCode: null,
+    attempt: 1,
+    cardId: null,
+    transferIdempotencyKey: null,
+    highnoteTransferId: null,
     settledAt: null,
+    cancelledAt: null,
     createdAt: unit.now,
     updatedAt: unit.now,
   };
@@ -71,5 +78,6 @@ export function openDisbursement(unit: UnitOfWork, input: OpenDisbursement): Dis
     updated_at: disbursement.updatedAt,
   });
   unit.emit('disbursement.created', presentDisbursement(disbursement));
+  unit.enqueue(fundRequest(disbursement.id, { dedupe: false }));
   return disbursement;
 }

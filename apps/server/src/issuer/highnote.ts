@@ -1,11 +1,11 @@
 import { callIssuer, type IssuerConnection, type IssuerResult } from './graphql.js';
+import { highnoteCards } from './highnote-cards.js';
 
 /**
  * The Highnote adapter: the card platform's operations Tranche uses, as typed functions over
  * `callIssuer`. Operation, field and enum names are Highnote's (see
  * `shared/reference/highnote.md`); amounts cross this seam as integer cents (`bigint`) and leave
- * it as Highnote's minor units. This first slice covers reading and funding; account holders,
- * applications and cards follow with the routes that need them.
+ * it as Highnote's minor units. Onboarding and cards are in `highnote-cards.ts`.
  */
 
 /** What an inter-account transfer is doing, as Highnote says it. */
@@ -78,6 +78,7 @@ function mapped<A, B>(result: IssuerResult<A>, map: (value: A) => B): IssuerResu
 
 export function highnoteAdapter(connection: IssuerConnection) {
   return {
+    ...highnoteCards(connection),
     /** Whether the issuer answers and takes the key. */
     async ping(): Promise<IssuerResult<string>> {
       const result = await callIssuer<unknown>(connection, {

@@ -10,5 +10,11 @@ export const transferKinds = ['posted', 'pending', 'post_pending', 'void_pending
 export type TransferKind = (typeof transferKinds)[number];
 
 /** Why money moved. */
-export const transferCodes = ['program_funding', 'reservation', 'program_return', 'settlement'] as const;
+export const transferCodes = [
+  'program_funding',
+  'reservation',
+  'program_return',
+  'settlement',
+  'disbursement_return',
+] as const;
 export type TransferCode = (typeof transferCodes)[number];

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { type Expression, type RawBuilder, sql } from 'kysely';
 import { monotonicFactory } from 'ulid';
 
@@ -16,6 +16,8 @@ export const idPrefixes = {
   request: 'req',
   job: 'job',
   event: 'evt',
+  application: 'app',
+  card: 'card',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;
@@ -58,3 +60,26 @@ export function resolutionTransferIdOfColumn(column: Expression<string>): RawBui
 
 /** The same, from the `id` column of the one table an UPDATE names. */
 export const resolutionTransferIdOfRow = resolutionTransferIdOfColumn(sql.ref('id'));
+
+/**
+ * A Highnote `idempotencyKey` derived from our own ids: a UUID (version 4 in form, as Highnote
+ * asks) made from a hash of the parts, so the same operation on the same object always sends the
+ * same key, from any process, after any crash.
+ */
+export function issuerIdempotencyKey(...parts: string[]): string {
+  const bytes = createHash('sha256').update(parts.join('\u0000')).digest().subarray(0, 16);
+  bytes[6] = ((bytes[6] as number) & 0x0f) | 0x40;
+  bytes[8] = ((bytes[8] as number) & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The ledger transfer that settles a disbursement on the card: one per disbursement, ever. */
+export function settlementTransferId(disbursementId: string): string {
+  return `${idPrefixes.transfer}_settle_${disbursementId}`;
+}
+
+/** The ledger transfer that returns a cancelled disbursement's money to its pool. */
+export function disbursementReturnTransferId(disbursementId: string): string {
+  return `${idPrefixes.transfer}_return_${disbursementId}`;
+}

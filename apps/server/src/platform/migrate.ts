@@ -4,6 +4,7 @@ import * as ledgerCore from './migrations/0001_ledger_core.js';
 import * as spine from './migrations/0002_spine.js';
 import * as jobs from './migrations/0003_jobs.js';
 import * as lookupIndexes from './migrations/0004_lookup_indexes.js';
+import * as cards from './migrations/0005_cards.js';
 
 /** The ordered migrations. A landed migration is frozen; changes come as a new entry. */
 const migrations: Record<string, Migration> = {
@@ -11,6 +12,7 @@ const migrations: Record<string, Migration> = {
   '0002_spine': spine,
   '0003_jobs': jobs,
   '0004_lookup_indexes': lookupIndexes,
+  '0005_cards': cards,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

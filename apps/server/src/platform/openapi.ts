@@ -62,6 +62,21 @@ export const operationIds: Readonly<Record<string, string>> = {
 
   'GET /v1/disbursements': 'listDisbursements',
   'GET /v1/disbursements/:id': 'retrieveDisbursement',
+  'POST /v1/disbursements/:id/retry': 'retryDisbursement',
+  'POST /v1/disbursements/:id/cancel': 'cancelDisbursement',
+
+  'GET /v1/configurations': 'retrieveConfiguration',
+  'PUT /v1/configurations': 'updateConfiguration',
+
+  'POST /v1/applications': 'createApplication',
+  'GET /v1/applications': 'listApplications',
+  'GET /v1/applications/:id': 'retrieveApplication',
+  'POST /v1/cards': 'createCard',
+  'GET /v1/cards': 'listCards',
+  'GET /v1/cards/:id': 'retrieveCard',
+  'POST /v1/cards/:id/suspend': 'suspendCard',
+  'POST /v1/cards/:id/activate': 'activateCard',
+  'POST /v1/cards/:id/close': 'closeCard',
 
   'GET /v1/events': 'listEvents',
   'GET /v1/events/:id': 'retrieveEvent',
@@ -75,6 +90,8 @@ export const operationIds: Readonly<Record<string, string>> = {
  * The document lists the ones in use; a route with a tag missing here stops the server at startup.
  */
 export const tagDescriptions: Readonly<Record<string, string>> = {
+  configuration:
+    'Where the organization reaches Highnote: environment, API key (stored encrypted, never returned), card product and funding account.',
   operator:
     'For the operator of this Tranche installation, with the operator token: organizations and their first API key, and the job queue.',
   programs:
@@ -87,6 +104,8 @@ export const tagDescriptions: Readonly<Record<string, string>> = {
     'Milestones assigned to participants: `assigned` (reserved) → `completed` (verified, released toward the card) → `funded`; or `cancelled` or `expired`, which returns the reservation to the pool.',
   disbursements:
     'The funding of a participant’s card for a verified milestone, following the card platform’s transfer.',
+  cards:
+    'Card issuance through Highnote: the KYC application, then a virtual card at once or a physical card shipped; never a card number.',
   events: 'Every state change as an event (`usertask.completed`), carrying the resource as the API presents it.',
 };
 

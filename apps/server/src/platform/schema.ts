@@ -1,4 +1,6 @@
 import type { ColumnType, Generated } from 'kysely';
+import type { ApplicationStatus } from '../cards/application.js';
+import type { CardFormFactor, CardStatus } from '../cards/card.js';
 import type { DisbursementStatus } from '../disbursements/disbursement.js';
 import type { EnrollmentStatus } from '../enrollments/enrollment.js';
 import type { AccountKind, TransferCode, TransferKind } from '../ledger/kinds.js';
@@ -72,6 +74,7 @@ export interface ProgramsTable {
   in_transit_account_id: string;
   disbursed_account_id: string;
   funding_account_id: string;
+  spend_controls: ColumnType<unknown, string | undefined, string>;
   created_at: Timestamp;
   updated_at: Timestamp;
   closed_at: Date | string | null;
@@ -87,6 +90,7 @@ export interface UsersTable {
   email: string | null;
   phone_number: string | null;
   date_of_birth: string | null;
+  address: ColumnType<unknown, string | null | undefined, string | null>;
   metadata: Json;
   created_at: Timestamp;
   updated_at: Timestamp;
@@ -148,8 +152,74 @@ export interface DisbursementsTable {
   status: DisbursementStatus;
   failure_reason: string | null;
   settled_at: Date | string | null;
+  card_id: ColumnType<string | null, string | null | undefined, string | null>;
+  attempt: Generated<number>;
+  transfer_idempotency_key: ColumnType<string | null, string | null | undefined, string | null>;
+  highnote_transfer_id: ColumnType<string | null, string | null | undefined, string | null>;
+  failure_code: ColumnType<string | null, string | null | undefined, string | null>;
+  cancelled_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   created_at: Timestamp;
   updated_at: Timestamp;
+}
+
+export interface IssuerConfigurationsTable {
+  organization_id: string;
+  environment: 'sandbox' | 'test' | 'live';
+  graphql_url: string;
+  api_key_ciphertext: string | null;
+  api_key_last4: string | null;
+  card_product_id: string;
+  funding_financial_account_id: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface IssuerRequestsTable {
+  organization_id: string;
+  operation: string;
+  request_key: string;
+  issuer_id: string;
+  local_id: string | null;
+  created_at: Timestamp;
+}
+
+export interface ApplicationsTable {
+  organization_id: string;
+  id: string;
+  user_id: string;
+  card_product_id: string;
+  highnote_application_id: string;
+  status: ApplicationStatus;
+  consent_accepted_at: Timestamp;
+  consent_ip_address: string | null;
+  highnote_financial_account_id: string | null;
+  denial_reason: string | null;
+  decided_at: Date | string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface CardsTable {
+  organization_id: string;
+  id: string;
+  user_id: string;
+  application_id: string;
+  card_product_id: string;
+  highnote_payment_card_id: string;
+  highnote_financial_account_id: string;
+  form_factor: CardFormFactor;
+  status: CardStatus;
+  last4: string | null;
+  network: string | null;
+  expiration_date: string | null;
+  physical_order_id: string | null;
+  physical_order_status: string | null;
+  shipping: ColumnType<unknown, string | null | undefined, string | null>;
+  spend_rules: ColumnType<unknown, string | undefined, string>;
+  spend_controls_digest: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  closed_at: Date | string | null;
 }
 
 export interface IdempotencyKeysTable {
@@ -185,5 +255,9 @@ export interface Database {
   tasks: TasksTable;
   user_tasks: UserTasksTable;
   disbursements: DisbursementsTable;
+  issuer_configurations: IssuerConfigurationsTable;
+  issuer_requests: IssuerRequestsTable;
+  applications: ApplicationsTable;
+  cards: CardsTable;
   idempotency_keys: IdempotencyKeysTable;
 }

@@ -12,6 +12,12 @@ import {
   OneOf,
   Timestamp,
 } from '../platform/schemas.js';
+import {
+  presentSpendControls,
+  type SpendControls,
+  spendControlsFromStorage,
+  spendControlsSchema,
+} from './spend-controls.js';
 
 /** A program, its balances, how the API presents it, and how it is read. */
 
@@ -39,6 +45,7 @@ export interface Program {
   startsAt: Date | null;
   endsAt: Date | null;
   metadata: Record<string, string>;
+  spendControls: SpendControls;
   balances: ProgramBalances;
   poolAccountId: string;
   inTransitAccountId: string;
@@ -82,7 +89,8 @@ type ProgramRow = Awaited<ReturnType<ReturnType<typeof programQuery>['executeTak
 
 /**
  * Balances from the program's accounts. The pool's posted debits go either to in_transit
- * (completed milestones) or back to funding (returned), which gives `returned`; the identity
+ * (completed milestones) or back to funding (returned), which gives `returned`; in_transit's
+ * debits go to disbursed (settled) or back to the pool (a cancelled funding); the identity
  * `total = available + reserved + disbursing + disbursed + returned` is asserted here and held
  * at commit by the `ledger_program_identity` constraint trigger.
  */
@@ -101,7 +109,10 @@ function programOf(row: ProgramRow): Program {
     balances.disbursedCents +
     balances.returnedCents;
   assert(
-    sum === row.total_award_pool_cents && row.pool_credits_posted === row.total_award_pool_cents,
+    sum === row.total_award_pool_cents &&
+      // The pool's posted credits are its funding plus the fundings cancelled back to it, which are
+      // in_transit's debits that did not settle.
+      row.pool_credits_posted - (row.transit_debits_posted - row.settled_credits_posted) === row.total_award_pool_cents,
     `program ${row.id} breaks totalAwardPool = available + reserved + disbursing + disbursed + returned`,
   );
   for (const [name, value] of Object.entries(balances)) {
@@ -120,6 +131,7 @@ function programOf(row: ProgramRow): Program {
     startsAt: dateOf(row.starts_at),
     endsAt: dateOf(row.ends_at),
     metadata: row.metadata as Record<string, string>,
+    spendControls: spendControlsFromStorage(row.spend_controls, `program ${row.id} spend_controls`),
     balances,
     poolAccountId: row.pool_account_id,
     inTransitAccountId: row.in_transit_account_id,
@@ -185,6 +197,9 @@ export const ProgramSchema = Type.Object(
     startsAt: NullableTimestamp('When the program opens.'),
     endsAt: NullableTimestamp('When the program ends.'),
     metadata: Metadata,
+    spendControls: spendControlsSchema(
+      'What the participants’ cards may be used for; `{}` for no controls. A card serving several programs carries the most restrictive combination of theirs.',
+    ),
     createdAt: Timestamp('Created.'),
     updatedAt: Timestamp('Last changed.'),
     closedAt: NullableTimestamp('Closed.'),
@@ -215,6 +230,7 @@ export function presentProgram(program: Program) {
     startsAt: iso(program.startsAt),
     endsAt: iso(program.endsAt),
     metadata: program.metadata,
+    spendControls: presentSpendControls(program.spendControls),
     createdAt: isoRequired(program.createdAt),
     updatedAt: isoRequired(program.updatedAt),
     closedAt: iso(program.closedAt),

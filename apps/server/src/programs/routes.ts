@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { Db } from '../platform/db.js';
-import { ApiError } from '../platform/errors.js';
+import { ApiError, unwrap } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
 import { centsOf } from '../platform/present.js';
 import {
@@ -25,6 +25,7 @@ import {
   programStatuses,
 } from './program.js';
 import { closeProgram, createProgram, fundProgram, pauseProgram, resumeProgram, updateProgram } from './service.js';
+import { parseSpendControls, type SpendControlsBody, spendControlsSchema } from './spend-controls.js';
 
 const ProgramParams = Type.Object({ id: Id('prg', 'Program id.') });
 const ProgramRef = Type.Ref('Program');
@@ -61,6 +62,11 @@ const CreateProgramBody = Type.Object(
     startsAt: Type.Optional(Timestamp('When the program opens.')),
     endsAt: Type.Optional(Timestamp('When the program ends.')),
     metadata: Type.Optional(Metadata),
+    spendControls: Type.Optional(
+      spendControlsSchema(
+        'What the participants’ cards may be used for: amounts, merchant categories and MCCs, merchants, cash and terminal types. Omit or send `{}` for no controls.',
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -90,6 +96,11 @@ const UpdateProgramBody = Type.Object(
     ),
     endsAt: Type.Optional(Nullable(Timestamp('When the program ends.'))),
     metadata: Type.Optional(Metadata),
+    spendControls: Type.Optional(
+      spendControlsSchema(
+        'Replaces the program’s spend controls as a whole (`{}` removes them); the participants’ cards follow.',
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -98,6 +109,11 @@ const FundProgramBody = Type.Object(
   { amount: Dollars('Dollars moved from your funding account into the pool.', 10000) },
   { additionalProperties: false },
 );
+
+/** A body's `spendControls`, parsed before the unit runs: bad controls are a 400 that writes nothing. */
+function spendControlsOf(body: SpendControlsBody | undefined) {
+  return body === undefined ? undefined : unwrap(parseSpendControls(body, 'spendControls'));
+}
 
 export function programRoutes(app: App, deps: { db: Db }): void {
   const { db } = deps;
@@ -118,8 +134,9 @@ export function programRoutes(app: App, deps: { db: Db }): void {
     async (request, reply) => {
       const body = request.body;
       const total = body.totalAwardPool === 0 ? 0n : centsOf(body.totalAwardPool, 'totalAwardPool');
+      const spendControls = spendControlsOf(body.spendControls);
       return mutate(db, request, reply, 201, async (unit) =>
-        presented(await createProgram(unit, { ...body, totalAwardPoolCents: total }), presentProgram),
+        presented(await createProgram(unit, { ...body, totalAwardPoolCents: total, spendControls }), presentProgram),
       );
     },
   );
@@ -180,10 +197,12 @@ export function programRoutes(app: App, deps: { db: Db }): void {
         response: { 200: ProgramRef, ...errorResponses(409, 422) },
       },
     },
-    async (request, reply) =>
-      mutate(db, request, reply, 200, async (unit) =>
-        presented(await updateProgram(unit, request.params.id, request.body), presentProgram),
-      ),
+    async (request, reply) => {
+      const spendControls = spendControlsOf(request.body.spendControls);
+      return mutate(db, request, reply, 200, async (unit) =>
+        presented(await updateProgram(unit, request.params.id, { ...request.body, spendControls }), presentProgram),
+      );
+    },
   );
 
   app.post(

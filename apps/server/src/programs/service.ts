@@ -7,6 +7,13 @@ import { openUserTaskStatuses } from '../usertasks/usertask.js';
 import { runUnit, systemContext } from '../work/runner.js';
 import type { UnitOfWork } from '../work/unit.js';
 import { findProgram, type Program, type ProgramStatus, presentProgram } from './program.js';
+import {
+  noSpendControls,
+  type SpendControls,
+  spendControlsDigest,
+  spendControlsFromStorage,
+  spendControlsToStorage,
+} from './spend-controls.js';
 
 /**
  * Program changes, each inside a unit of work. Lock order, everywhere a unit takes more than one
@@ -26,6 +33,7 @@ export interface CreateProgramInput {
   startsAt?: string | undefined;
   endsAt?: string | undefined;
   metadata?: Record<string, string> | undefined;
+  spendControls?: SpendControls | undefined;
 }
 
 /** Most open user tasks one closing or dismissal releases in its own transaction; a job does the rest. */
@@ -89,6 +97,7 @@ export async function createProgram(unit: UnitOfWork, input: CreateProgramInput)
       starts_at: input.startsAt ?? null,
       ends_at: input.endsAt ?? null,
       metadata: JSON.stringify(input.metadata ?? {}),
+      spend_controls: spendControlsToStorage(input.spendControls ?? noSpendControls),
       pool_account_id: accounts.pool,
       in_transit_account_id: accounts.in_transit,
       disbursed_account_id: accounts.disbursed,
@@ -135,6 +144,8 @@ export interface UpdateProgramInput {
   maxParticipants?: number | undefined;
   endsAt?: string | null | undefined;
   metadata?: Record<string, string> | undefined;
+  /** Replaces the program's controls as a whole; `noSpendControls` removes them. */
+  spendControls?: SpendControls | undefined;
 }
 
 export async function updateProgram(unit: UnitOfWork, id: string, input: UpdateProgramInput): Promise<Result<Program>> {
@@ -153,6 +164,11 @@ export async function updateProgram(unit: UnitOfWork, id: string, input: UpdateP
   if (input.endsAt && startsAt !== null && new Date(input.endsAt) <= startsAt) {
     return fail('validation_error', 'endsAt must be after startsAt', 'endsAt');
   }
+  const spendControlsChanged =
+    input.spendControls !== undefined && (await spendControlsDiffer(unit, id, input.spendControls));
+  if (spendControlsChanged) {
+    // TODO(cards): enqueue the card re-sync here
+  }
   await tx
     .updateTable('programs')
     .set({
@@ -161,6 +177,9 @@ export async function updateProgram(unit: UnitOfWork, id: string, input: UpdateP
       ...(input.maxParticipants !== undefined ? { max_participants: input.maxParticipants } : {}),
       ...(input.endsAt !== undefined ? { ends_at: input.endsAt } : {}),
       ...(input.metadata !== undefined ? { metadata: JSON.stringify(input.metadata) } : {}),
+      ...(spendControlsChanged && input.spendControls !== undefined
+        ? { spend_controls: spendControlsToStorage(input.spendControls) }
+        : {}),
       updated_at: unit.now,
     })
     .where('organization_id', '=', organizationId)
@@ -169,6 +188,18 @@ export async function updateProgram(unit: UnitOfWork, id: string, input: UpdateP
   const program = await reread(unit, id);
   unit.emit('program.updated', presentProgram(program));
   return ok(program);
+}
+
+/** Whether `next` differs from the controls of the program the unit holds locked. */
+async function spendControlsDiffer(unit: UnitOfWork, id: string, next: SpendControls): Promise<boolean> {
+  const row = await unit.tx
+    .selectFrom('programs')
+    .select('spend_controls')
+    .where('organization_id', '=', unit.organizationId)
+    .where('id', '=', id)
+    .executeTakeFirstOrThrow();
+  const current = spendControlsFromStorage(row.spend_controls, `program ${id} spend_controls`);
+  return spendControlsDigest(current) !== spendControlsDigest(next);
 }
 
 export async function fundProgram(unit: UnitOfWork, id: string, amountCents: bigint): Promise<Result<Program>> {

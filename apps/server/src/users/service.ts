@@ -1,6 +1,7 @@
 import { enroll } from '../enrollments/service.js';
 import { type Db, databaseErrorOf } from '../platform/db.js';
 import { fail, ok, type Result } from '../platform/errors.js';
+import type { PostalAddress } from '../issuer/highnote-cards.js';
 import { newId } from '../platform/ids.js';
 import type { UnitOfWork } from '../work/unit.js';
 import { presentUser, type User, userOf } from './user.js';
@@ -13,6 +14,7 @@ export interface UserFields {
   email?: string | undefined;
   phoneNumber?: string | undefined;
   dateOfBirth?: string | undefined;
+  address?: PostalAddress | undefined;
   metadata?: Record<string, string> | undefined;
 }
 
@@ -48,9 +50,21 @@ export async function listUsers(
 }
 
 /** Creates a participant and, when `programId` is given, enrolls them in that program. */
+/** Whether another participant already has this externalId (checked before Highnote is called). */
+export async function externalIdTaken(db: Db, organizationId: string, externalId: string | undefined): Promise<string | undefined> {
+  if (externalId === undefined) return undefined;
+  const row = await db
+    .selectFrom('users')
+    .select('id')
+    .where('organization_id', '=', organizationId)
+    .where('external_id', '=', externalId)
+    .executeTakeFirst();
+  return row?.id;
+}
+
 export async function createUser(
   unit: UnitOfWork,
-  input: UserFields & { programId?: string | undefined },
+  input: UserFields & { programId?: string | undefined; id?: string | undefined },
 ): Promise<Result<User>> {
   const { tx, organizationId } = unit;
   if (input.externalId !== undefined) {
@@ -64,7 +78,7 @@ export async function createUser(
       return fail('invalid_state', `User ${existing.id} already has externalId ${input.externalId}`, 'externalId');
     }
   }
-  const id = newId('user');
+  const id = input.id ?? newId('user');
   try {
     await tx
       .insertInto('users')
@@ -78,6 +92,7 @@ export async function createUser(
         email: input.email ?? null,
         phone_number: input.phoneNumber ?? null,
         date_of_birth: input.dateOfBirth ?? null,
+        address: input.address === undefined ? null : JSON.stringify(input.address),
         metadata: JSON.stringify(input.metadata ?? {}),
         created_at: unit.now,
         updated_at: unit.now,
@@ -126,6 +141,7 @@ export async function updateUser(unit: UnitOfWork, id: string, input: UserFields
       ...(input.email !== undefined ? { email: input.email } : {}),
       ...(input.phoneNumber !== undefined ? { phone_number: input.phoneNumber } : {}),
       ...(input.dateOfBirth !== undefined ? { date_of_birth: input.dateOfBirth } : {}),
+      ...(input.address !== undefined ? { address: JSON.stringify(input.address) } : {}),
       ...(input.metadata !== undefined ? { metadata: JSON.stringify(input.metadata) } : {}),
       updated_at: unit.now,
     })

@@ -1,5 +1,7 @@
 import type { Selectable } from 'kysely';
 import { Type } from 'typebox';
+import { PostalAddressSchema } from '../cards/card.js';
+import type { PostalAddress } from '../issuer/highnote-cards.js';
 import { isoRequired } from '../platform/present.js';
 import type { UsersTable } from '../platform/schema.js';
 import { Id, Metadata, Nullable, ObjectKind, Timestamp } from '../platform/schemas.js';
@@ -15,6 +17,7 @@ export interface User {
   email: string | null;
   phoneNumber: string | null;
   dateOfBirth: string | null;
+  address: PostalAddress | null;
   metadata: Record<string, string>;
   createdAt: Date;
   updatedAt: Date;
@@ -33,6 +36,7 @@ export function userOf(row: UserRow): User {
     email: row.email,
     phoneNumber: row.phone_number,
     dateOfBirth: row.date_of_birth,
+    address: (row.address as PostalAddress | null) ?? null,
     metadata: row.metadata as Record<string, string>,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -54,6 +58,7 @@ export const UserSchema = Type.Object(
     email: Nullable(Type.String({ description: 'Email address.', examples: ['ada@example.com'] })),
     phoneNumber: Nullable(Type.String({ description: 'Phone number, E.164.', examples: ['+14155550100'] })),
     dateOfBirth: Nullable(Type.String({ description: 'Date of birth, YYYY-MM-DD.', examples: ['1990-12-10'] })),
+    address: Nullable(PostalAddressSchema),
     metadata: Metadata,
     createdAt: Timestamp('Created.'),
     updatedAt: Timestamp('Last changed.'),
@@ -72,6 +77,7 @@ export function presentUser(user: User) {
     email: user.email,
     phoneNumber: user.phoneNumber,
     dateOfBirth: user.dateOfBirth,
+    address: user.address,
     metadata: user.metadata,
     createdAt: isoRequired(user.createdAt),
     updatedAt: isoRequired(user.updatedAt),

@@ -78,9 +78,19 @@ function idempotencyOf(
   }
   const scope = context.organizationId === '' ? 'operator' : context.organizationId;
   const requestHash = createHash('sha256')
-    .update(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null)}`)
+    .update(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null, withoutSecrets)}`)
     .digest('hex');
   return { claim: { scope, key, requestHash }, respond: (body) => ({ status, body }) };
+}
+
+/**
+ * Fields kept out of the stored request hash: an SSN (nine digits) or an API key hashed with the
+ * rest of a known body could be found again by trying every value. The same key with another
+ * SSN is then a replay, not `idempotency_key_reused`.
+ */
+const secretFields = new Set(['ssn', 'apiKey']);
+function withoutSecrets(key: string, value: unknown): unknown {
+  return secretFields.has(key) ? undefined : value;
 }
 
 /** A unit's outcome as the response: a replay carries `Idempotent-Replayed: true`. */

@@ -1,4 +1,7 @@
 import { sql } from 'kysely';
+import { followApplicationJob } from '../cards/jobs.js';
+import type { Issuers } from '../configurations/service.js';
+import { fundDisbursementJob } from '../disbursements/funding.js';
 import type { Db } from '../platform/db.js';
 import { type AnyJobDefinition, defineJob, deleteSucceededJobs, type JobCatalog } from '../platform/jobs.js';
 import { releaseOpenJob } from '../programs/service.js';
@@ -81,15 +84,36 @@ export async function expireDueUserTasksInRounds(
 export const deleteExpiredIdempotencyKeysName = 'idempotency_keys.delete_expired';
 export const deleteSucceededJobsName = 'jobs.delete_succeeded';
 
-/** Every job of the service; `sweepIntervalMs` is TRANCHE_SWEEP_INTERVAL_MS. */
-export function jobCatalog(options: { sweepIntervalMs: number }): JobCatalog {
+/**
+ * Every job of the service; `sweepIntervalMs` is TRANCHE_SWEEP_INTERVAL_MS. Without `issuers`
+ * the jobs that call Highnote are left out (tests of the queue itself).
+ */
+export function jobCatalog(options: {
+  sweepIntervalMs: number;
+  issuers?: Issuers;
+  /** The funding job's lease; shorter in tests that kill a worker. */
+  fundingVisibilityTimeoutMs?: number;
+}): JobCatalog {
   const sweep = (intervalMs: number) => ({
     maxAttempts: sweepMaxAttempts,
     backoff: sweepBackoff,
     visibilityTimeoutMs: sweepVisibilityTimeoutMs,
     recurring: { intervalMs, payload: {} },
   });
+  const issuerJobs =
+    options.issuers === undefined
+      ? []
+      : [
+          fundDisbursementJob({
+            issuers: options.issuers,
+            ...(options.fundingVisibilityTimeoutMs === undefined
+              ? {}
+              : { visibilityTimeoutMs: options.fundingVisibilityTimeoutMs }),
+          }),
+          followApplicationJob({ issuers: options.issuers }),
+        ];
   const definitions: AnyJobDefinition[] = [
+    ...(issuerJobs as AnyJobDefinition[]),
     releaseOpenJob,
     defineJob<NoPayload>({
       name: expireDueJobName,
