@@ -363,6 +363,8 @@ async function startServer(options: {
     TRANCHE_ADMIN_TOKEN: options.adminToken,
     LOG_LEVEL: 'warn',
     TRANCHE_DATABASE_POOL_SIZE: String(options.poolSize),
+    // Each server's Highnote sandbox on a port of its own choosing, so two servers never collide.
+    TRANCHE_SANDBOX_PORT: '0',
   };
   // The embedded default is what a server without DATABASE_URL runs, so none may leak in from the shell.
   delete env.DATABASE_URL;

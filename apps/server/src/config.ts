@@ -30,6 +30,13 @@ export interface Config {
   encryptionKey: Buffer | undefined;
   /** Where the embedded Highnote sandbox listens when `issuer` is `sandbox` (0: a free port). */
   sandboxPort: number;
+  /**
+   * A Highnote sandbox already running elsewhere (`npm run sandbox`), used instead of starting
+   * one: several processes, or a worker-only process, share it.
+   */
+  sandboxUrl: string | undefined;
+  /** How long a funding job's lease lasts: how soon another worker takes over from a dead one. */
+  fundingLeaseMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -115,6 +122,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       60_000,
     ),
     encryptionKey,
+    sandboxUrl: env.TRANCHE_SANDBOX_URL?.trim().replace(/\/+$/, '') || undefined,
+    fundingLeaseMs: parseInteger('TRANCHE_FUNDING_LEASE_MS', env.TRANCHE_FUNDING_LEASE_MS, 60_000, 1_000, 3_600_000),
     sandboxPort: parseInteger(
       'TRANCHE_SANDBOX_PORT',
       env.TRANCHE_SANDBOX_PORT,

@@ -45,8 +45,8 @@ async function main(role: string | undefined): Promise<void> {
   // In sandbox mode the serving process runs the local Highnote sandbox beside the API; a
   // worker-only process uses the one its serving process runs.
   let sandbox: RunningSandbox | undefined;
-  let sandboxUrl: string | undefined;
-  if (config.issuer === 'sandbox') {
+  let sandboxUrl = config.issuer === 'sandbox' ? config.sandboxUrl : undefined;
+  if (config.issuer === 'sandbox' && sandboxUrl === undefined) {
     if (role === 'serve') {
       sandbox = await startSandbox({
         port: config.sandboxPort,
@@ -62,7 +62,11 @@ async function main(role: string | undefined): Promise<void> {
   const app = await buildApp(config, database, { issuers });
   // A worker-only process has no listening socket; its timer is what keeps it alive.
   const worker: Worker = startWorker(database.db, {
-    catalog: jobCatalog({ sweepIntervalMs: config.sweepIntervalMs, issuers }),
+    catalog: jobCatalog({
+      sweepIntervalMs: config.sweepIntervalMs,
+      issuers,
+      fundingVisibilityTimeoutMs: config.fundingLeaseMs,
+    }),
     log: app.log,
     pollIntervalMs: config.workerPollIntervalMs,
     concurrency: config.workerConcurrency,

@@ -231,7 +231,10 @@ describe('cards and funding through the sandbox', () => {
     expect(warned.body.highnote.warnings).toHaveLength(1);
 
     const adapter = highnoteAdapter({ graphqlUrl: sandbox.graphqlUrl, apiKey: 'sk_test_suite' });
-    const deposit = await adapter.simulateDeposit({ toFinancialAccountId: product.fundingFinancialAccountId, amountCents: 4_000n });
+    const deposit = await adapter.simulateDeposit({
+      toFinancialAccountId: product.fundingFinancialAccountId as string,
+      amountCents: 4_000n,
+    });
     expect(deposit.ok).toBe(true);
     const firstDisbursement = (await call('GET', `/v1/usertasks/${first.id}`)).body.disbursementId;
     const retried = await call('POST', `/v1/disbursements/${firstDisbursement}/retry`);

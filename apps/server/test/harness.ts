@@ -66,7 +66,14 @@ export async function createPostgresDatabase(): Promise<{ url: string; drop(): P
  * the service's jobs beside the server.
  */
 export async function startTestServer(
-  options: { poolSize?: number; databaseUrl?: string; sandbox?: { url: string }; fundingVisibilityTimeoutMs?: number } = {},
+  options: {
+    poolSize?: number;
+    databaseUrl?: string;
+    sandbox?: { url: string };
+    /** With a sandbox, whether to run the worker in this process too (yes by default). */
+    worker?: boolean;
+    fundingVisibilityTimeoutMs?: number;
+  } = {},
 ): Promise<TestServer> {
   let databaseUrl = options.databaseUrl;
   let drop: (() => Promise<void>) | undefined;
@@ -85,7 +92,7 @@ export async function startTestServer(
   const app = await buildApp({ adminToken, logLevel: 'silent' }, database, { logger: false, issuers });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const worker =
-    options.sandbox === undefined
+    options.sandbox === undefined || options.worker === false
       ? undefined
       : startWorker(database.db, {
           catalog: jobCatalog({
@@ -260,4 +267,26 @@ export async function startServerProcess(databaseUrl: string): Promise<ServerPro
   }
   child.kill();
   throw new Error(`server process did not become ready: ${stderr.join('')}`);
+}
+
+/** Starts `tranche worker` as its own process against a database and a running sandbox. */
+export function startWorkerProcess(databaseUrl: string, sandboxUrl: string, env: Record<string, string> = {}): ServerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', mainScript, 'worker'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      TRANCHE_ADMIN_TOKEN: adminToken,
+      TRANCHE_SANDBOX_URL: sandboxUrl,
+      TRANCHE_ENCRYPTION_KEY: testEncryptionKey.toString('base64'),
+      TRANCHE_WORKER_POLL_INTERVAL_MS: '20',
+      LOG_LEVEL: 'warn',
+      TRANCHE_DATABASE_POOL_SIZE: '5',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const stderr: string[] = [];
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => stderr.push(chunk));
+  return { child, baseUrl: '', stderr };
 }
