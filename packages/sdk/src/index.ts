@@ -40,9 +40,15 @@ export type Task = Schemas['Task'];
 export type UserTask = Schemas['UserTask'];
 /** The funding of a participant's card for a verified milestone. */
 export type Disbursement = Schemas['Disbursement'];
-/** The error envelope every failed request answers with. */
+/** Your Highnote card program: environment, card product, funding account, its balance and commitments. */
+export type Configuration = Schemas['Configuration'];
+/** A participant's application for the card product (KYC), followed to a decision. */
+export type Application = Schemas['Application'];
+/** A participant's card: status, form factor and last four digits, never the card number. */
+export type Card = Schemas['Card'];
 /** Something that happened, with the resource as the API presented it right after. */
 export type Event = Schemas['Event'];
+/** The error envelope every failed request answers with. */
 export type ErrorBody = Schemas['Error'];
 /** The closed list of error codes the API answers with. */
 export type ApiErrorCode = ErrorBody['error']['code'];
@@ -84,6 +90,13 @@ export type UserTaskList = ResultOf<operations['listUserTasks']>;
 export type UserTaskCompleteParams = BodyOf<operations['completeUserTask']>;
 export type DisbursementListParams = QueryOf<operations['listDisbursements']>;
 export type DisbursementList = ResultOf<operations['listDisbursements']>;
+export type ConfigurationUpdateParams = BodyOf<operations['updateConfiguration']>;
+export type ApplicationCreateParams = BodyOf<operations['createApplication']>;
+export type ApplicationListParams = QueryOf<operations['listApplications']>;
+export type ApplicationList = ResultOf<operations['listApplications']>;
+export type CardCreateParams = BodyOf<operations['createCard']>;
+export type CardListParams = QueryOf<operations['listCards']>;
+export type CardList = ResultOf<operations['listCards']>;
 export type EventListParams = QueryOf<operations['listEvents']>;
 export type EventList = ResultOf<operations['listEvents']>;
 
@@ -742,11 +755,23 @@ export class Users {
   }
 
   /**
-   * Creates a participant; every field is optional.
+   * Creates a participant; every field is optional. To give them a card, link an existing Highnote
+   * account holder with `highnoteAccountHolderId`, or give person details (`firstName`, `lastName`,
+   * `dateOfBirth`, `address`, and optionally `email`, `phoneNumber`, `ssn`) and Tranche creates the
+   * account holder. The SSN goes to Highnote only: it is never stored or returned.
    *
    * @example
    * ```ts
-   * const user = await tranche.users.create({ highnoteAccountHolderId: 'ach_1842' });
+   * const linked = await tranche.users.create({ highnoteAccountHolderId: 'ach_1842' });
+   * const person = await tranche.users.create({
+   *   firstName: 'Ada',
+   *   lastName: 'Lovelace',
+   *   email: 'ada@example.com',
+   *   phoneNumber: '+14155550100',
+   *   dateOfBirth: '1990-12-10',
+   *   address: { line1: '123 Main St', city: 'San Francisco', state: 'CA', postalCode: '94105', country: 'USA' },
+   *   ssn: '123-45-6789',
+   * });
    * ```
    */
   async create(params: UserCreateParams = {}, options?: RequestOptions): Promise<User> {
@@ -1007,7 +1032,7 @@ export class UserTasks {
   }
 }
 
-/** Card fundings for verified milestones. */
+/** Card fundings for verified milestones; a failed one is retried or cancelled. */
 export class Disbursements {
   readonly #transport: Transport;
 
@@ -1062,6 +1087,274 @@ export class Disbursements {
    */
   async retrieve(id: string, options?: RequestOptions): Promise<Disbursement> {
     return this.#transport.send({ method: 'GET', path: `/v1/disbursements/${segment(id, 'id')}`, options });
+  }
+
+  /**
+   * Retries a failed funding: a new attempt, with a new transfer to the card.
+   *
+   * @example
+   * ```ts
+   * const disbursement = await tranche.disbursements.retry('dsb_123');
+   * console.log(disbursement.status, disbursement.attempt); // 'pending' 2
+   * ```
+   */
+  async retry(id: string, options?: RequestOptions): Promise<Disbursement> {
+    return this.#transport.send({ method: 'POST', path: `/v1/disbursements/${segment(id, 'id')}/retry`, options });
+  }
+
+  /**
+   * Cancels a funding that failed or has not started: its money returns to the program's pool and
+   * the user task is cancelled.
+   *
+   * @example
+   * ```ts
+   * const disbursement = await tranche.disbursements.cancel('dsb_123');
+   * console.log(disbursement.status); // 'cancelled'
+   * ```
+   */
+  async cancel(id: string, options?: RequestOptions): Promise<Disbursement> {
+    return this.#transport.send({ method: 'POST', path: `/v1/disbursements/${segment(id, 'id')}/cancel`, options });
+  }
+}
+
+/** Your Highnote card program: where cards are issued and funded from. */
+export class Configurations {
+  readonly #transport: Transport;
+
+  /**
+   * Reached through a client; not built directly.
+   *
+   * @example
+   * ```ts
+   * const configurations = new Tranche({ apiKey: 'sk_test', baseUrl: 'http://127.0.0.1:3000' }).configurations;
+   * ```
+   */
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * Retrieves the configuration, with the funding account's balance read now beside what you have
+   * promised participants. In the default sandbox mode the organization is configured on first use.
+   *
+   * @example
+   * ```ts
+   * const { highnote } = await tranche.configurations.retrieve();
+   * console.log(highnote.fundingBalance, highnote.commitments.total, highnote.warnings);
+   * ```
+   */
+  async retrieve(options?: RequestOptions): Promise<Configuration> {
+    return this.#transport.send({ method: 'GET', path: '/v1/configurations', options });
+  }
+
+  /**
+   * Sets the Highnote environment, API key, card product and funding account. The key is checked
+   * against Highnote before anything is stored, kept encrypted and never returned.
+   *
+   * @example
+   * ```ts
+   * const configuration = await tranche.configurations.update({
+   *   highnote: {
+   *     environment: 'test',
+   *     apiKey: 'sk_test_5fQ2example',
+   *     cardProductId: 'cp_9xWq7',
+   *     fundingFinancialAccountId: 'fa_funding_01',
+   *   },
+   * });
+   * console.log(configuration.highnote.apiKeyLast4); // 'mple'
+   * ```
+   */
+  async update(params: ConfigurationUpdateParams, options?: RequestOptions): Promise<Configuration> {
+    return this.#transport.send({ method: 'PUT', path: '/v1/configurations', body: params, options });
+  }
+}
+
+/** Applications for the card product (KYC): Highnote decides, and an approval opens the card's account. */
+export class Applications {
+  readonly #transport: Transport;
+
+  /**
+   * Reached through a client; not built directly.
+   *
+   * @example
+   * ```ts
+   * const applications = new Tranche({ apiKey: 'sk_test', baseUrl: 'http://127.0.0.1:3000' }).applications;
+   * ```
+   */
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * Applies for the configured card product for a participant with a Highnote account holder,
+   * with their consent to the cardholder agreement. Highnote decides asynchronously: retrieve the
+   * application until it is `approved` (or `denied`), or watch the `application.*` events.
+   *
+   * @example
+   * ```ts
+   * const application = await tranche.applications.create({
+   *   userId: 'usr_123',
+   *   consent: { acceptedAt: new Date().toISOString(), ipAddress: '203.0.113.7' },
+   * });
+   * ```
+   */
+  async create(params: ApplicationCreateParams, options?: RequestOptions): Promise<Application> {
+    return this.#transport.send({ method: 'POST', path: '/v1/applications', body: params, options });
+  }
+
+  /**
+   * Lists applications, newest first, one page at a time.
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.applications.list({ userId: 'usr_123', status: 'approved' });
+   * ```
+   */
+  async list(params: ApplicationListParams = {}, options?: RequestOptions): Promise<ApplicationList> {
+    return this.#transport.send({ method: 'GET', path: '/v1/applications', query: params, options });
+  }
+
+  /**
+   * Every application matching the filters, fetching pages as the loop goes.
+   *
+   * @example
+   * ```ts
+   * for await (const application of tranche.applications.listAll({ status: 'in_review' })) {
+   *   console.log(application.id, application.userId);
+   * }
+   * ```
+   */
+  listAll(
+    params: ApplicationListParams = {},
+    options: PaginationOptions = {},
+  ): AsyncGenerator<Application, void, undefined> {
+    return paginate((page, pageOptions) => this.list(page, pageOptions), params, options);
+  }
+
+  /**
+   * Retrieves an application, with Highnote's decision once it is made.
+   *
+   * @example
+   * ```ts
+   * const application = await tranche.applications.retrieve('app_123');
+   * console.log(application.status, application.highnoteFinancialAccountId);
+   * ```
+   */
+  async retrieve(id: string, options?: RequestOptions): Promise<Application> {
+    return this.#transport.send({ method: 'GET', path: `/v1/applications/${segment(id, 'id')}`, options });
+  }
+}
+
+/** Participants' cards: issued under an approved application, funded by completed milestones. */
+export class Cards {
+  readonly #transport: Transport;
+
+  /**
+   * Reached through a client; not built directly.
+   *
+   * @example
+   * ```ts
+   * const cards = new Tranche({ apiKey: 'sk_test', baseUrl: 'http://127.0.0.1:3000' }).cards;
+   * ```
+   */
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * Issues an active virtual card at once (`formFactor: 'virtual'`), or orders the physical card
+   * (`'physical'`), shipped to the participant's address unless `shipping` says otherwise and
+   * activated when it arrives. The participant needs an approved application; one card per
+   * participant per card product.
+   *
+   * @example
+   * ```ts
+   * const card = await tranche.cards.create({ userId: 'usr_123', formFactor: 'virtual' });
+   * const ordered = await tranche.cards.create({
+   *   userId: 'usr_123',
+   *   formFactor: 'physical',
+   *   shipping: { method: 'USPS_EXPRESS', signatureRequired: true },
+   * });
+   * console.log(card.last4, ordered.physicalOrder?.status);
+   * ```
+   */
+  async create(params: CardCreateParams, options?: RequestOptions): Promise<Card> {
+    return this.#transport.send({ method: 'POST', path: '/v1/cards', body: params, options });
+  }
+
+  /**
+   * Lists cards, newest first, one page at a time.
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.cards.list({ userId: 'usr_123' });
+   * ```
+   */
+  async list(params: CardListParams = {}, options?: RequestOptions): Promise<CardList> {
+    return this.#transport.send({ method: 'GET', path: '/v1/cards', query: params, options });
+  }
+
+  /**
+   * Every card matching the filters, fetching pages as the loop goes.
+   *
+   * @example
+   * ```ts
+   * for await (const card of tranche.cards.listAll()) console.log(card.id, card.status, card.last4);
+   * ```
+   */
+  listAll(params: CardListParams = {}, options: PaginationOptions = {}): AsyncGenerator<Card, void, undefined> {
+    return paginate((page, pageOptions) => this.list(page, pageOptions), params, options);
+  }
+
+  /**
+   * Retrieves a card: status, last four digits, form factor and physical order; never the number.
+   *
+   * @example
+   * ```ts
+   * const card = await tranche.cards.retrieve('card_123');
+   * ```
+   */
+  async retrieve(id: string, options?: RequestOptions): Promise<Card> {
+    return this.#transport.send({ method: 'GET', path: `/v1/cards/${segment(id, 'id')}`, options });
+  }
+
+  /**
+   * Suspends a card: its authorizations decline until it is activated again.
+   *
+   * @example
+   * ```ts
+   * const card = await tranche.cards.suspend('card_123');
+   * console.log(card.status); // 'suspended'
+   * ```
+   */
+  async suspend(id: string, options?: RequestOptions): Promise<Card> {
+    return this.#transport.send({ method: 'POST', path: `/v1/cards/${segment(id, 'id')}/suspend`, options });
+  }
+
+  /**
+   * Activates a card that arrived in the post, or lifts a suspension.
+   *
+   * @example
+   * ```ts
+   * const card = await tranche.cards.activate('card_123');
+   * console.log(card.status); // 'active'
+   * ```
+   */
+  async activate(id: string, options?: RequestOptions): Promise<Card> {
+    return this.#transport.send({ method: 'POST', path: `/v1/cards/${segment(id, 'id')}/activate`, options });
+  }
+
+  /**
+   * Closes a card for good; the participant can be issued a new one.
+   *
+   * @example
+   * ```ts
+   * const card = await tranche.cards.close('card_123');
+   * console.log(card.status, card.closedAt); // 'closed' '2026-11-25T10:00:00.000Z'
+   * ```
+   */
+  async close(id: string, options?: RequestOptions): Promise<Card> {
+    return this.#transport.send({ method: 'POST', path: `/v1/cards/${segment(id, 'id')}/close`, options });
   }
 }
 
@@ -1140,6 +1433,9 @@ export class Tranche {
   readonly tasks: Tasks;
   readonly userTasks: UserTasks;
   readonly disbursements: Disbursements;
+  readonly configurations: Configurations;
+  readonly applications: Applications;
+  readonly cards: Cards;
   readonly events: Events;
   readonly #transport: Transport;
 
@@ -1163,6 +1459,9 @@ export class Tranche {
     this.tasks = new Tasks(this.#transport);
     this.userTasks = new UserTasks(this.#transport);
     this.disbursements = new Disbursements(this.#transport);
+    this.configurations = new Configurations(this.#transport);
+    this.applications = new Applications(this.#transport);
+    this.cards = new Cards(this.#transport);
     this.events = new Events(this.#transport);
   }
 

@@ -21,6 +21,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/configurations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The Highnote configuration, with the funding balance beside the outstanding commitments
+         * @description In the default sandbox mode an organization is configured on first use against the local Highnote sandbox (its own card product and a funded funding account).
+         */
+        get: operations["retrieveConfiguration"];
+        /**
+         * Set the Highnote environment, API key, card product and funding account
+         * @description The key is checked against Highnote (and the funding account read with it) before anything is stored; it is kept encrypted and never returned.
+         */
+        put: operations["updateConfiguration"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/programs": {
         parameters: {
             query?: never;
@@ -152,7 +176,10 @@ export interface paths {
         /** List participants, newest first */
         get: operations["listUsers"];
         put?: never;
-        /** Create a participant, optionally enrolling them in a program */
+        /**
+         * Create a participant, optionally enrolling them in a program
+         * @description Link an existing Highnote account holder with highnoteAccountHolderId, or give person details (firstName, lastName, dateOfBirth, address, and optionally ssn, email, phoneNumber) and Tranche creates the account holder. The SSN goes to Highnote and is never stored, logged or returned.
+         */
         post: operations["createUser"];
         delete?: never;
         options?: never;
@@ -373,6 +400,167 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/disbursements/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Retry a failed funding: a new attempt, with a new transfer */
+        post: operations["retryDisbursement"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/disbursements/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a funding that failed or has not started: its money returns to the program’s pool */
+        post: operations["cancelDisbursement"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/applications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List applications, newest first */
+        get: operations["listApplications"];
+        put?: never;
+        /**
+         * Apply for the configured card product (KYC) with the cardholder-agreement consent
+         * @description The participant needs a Highnote account holder (created from person details, or linked). Highnote decides asynchronously; the application moves to approved (its financial account issued) or denied, with events.
+         */
+        post: operations["createApplication"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/applications/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve an application */
+        get: operations["retrieveApplication"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List cards, newest first */
+        get: operations["listCards"];
+        put?: never;
+        /**
+         * Issue a virtual card at once, or order the physical one
+         * @description One card per participant per card product. A physical card is ordered for the participant’s card (issuing it first, not yet active, when there is none) and shipped USPS Express by default; activate it when it arrives.
+         */
+        post: operations["createCard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve a card: status, last four, form factor, order status; never the card number */
+        get: operations["retrieveCard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Suspend a card: authorizations decline until it is activated again */
+        post: operations["suspendCard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards/{id}/activate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Activate a card, or lift its suspension */
+        post: operations["activateCard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cards/{id}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Close a card for good; a new one can be issued */
+        post: operations["closeCard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/events": {
         parameters: {
             query?: never;
@@ -474,6 +662,82 @@ export interface components {
                 requestId: string;
             };
         };
+        Configuration: {
+            /**
+             * @description The kind of object: always `configuration`.
+             * @example configuration
+             * @enum {string}
+             */
+            object: "configuration";
+            /** @description The Highnote card program this organization funds cards through. */
+            highnote: {
+                /**
+                 * @description sandbox (a local Highnote sandbox), test or live.
+                 * @example test
+                 */
+                environment: "sandbox" | "test" | "live";
+                /**
+                 * @description Highnote GraphQL endpoint.
+                 * @example https://api.us.test.highnote.com/graphql
+                 */
+                graphqlUrl: string;
+                /**
+                 * @description Card product participants are issued.
+                 * @example cp_9xWq7
+                 */
+                cardProductId: string;
+                /**
+                 * @description Product funding account cards are funded from.
+                 * @example fa_funding_01
+                 */
+                fundingFinancialAccountId: string;
+                /**
+                 * @description Last four characters of the stored API key; the key is never returned.
+                 * @example x9Qa
+                 */
+                apiKeyLast4: string | null;
+                /**
+                 * @description Available cash in the funding account, read from Highnote now; null when it could not be read. Decimal dollars.
+                 * @example 250000
+                 */
+                fundingBalance: number | null;
+                /** @description What the organization has promised participants and not yet paid. */
+                commitments: {
+                    /**
+                     * @description Reserved for assigned milestones across every program. Decimal dollars.
+                     * @example 1500
+                     */
+                    reserved: number;
+                    /**
+                     * @description Verified milestones whose card funding has not settled. Decimal dollars.
+                     * @example 500
+                     */
+                    inTransit: number;
+                    /**
+                     * @description reserved + inTransit. Decimal dollars.
+                     * @example 2000
+                     */
+                    total: number;
+                };
+                /**
+                 * @description Problems worth acting on, e.g. a funding balance below the commitments.
+                 * @example []
+                 */
+                warnings: string[];
+            };
+            /**
+             * Format: date-time
+             * @description Configured. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description Last changed. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            updatedAt: string;
+        };
         Program: {
             /**
              * @description Program id.
@@ -573,6 +837,83 @@ export interface components {
             metadata: {
                 [key: string]: string;
             };
+            /** @description What the participants’ cards may be used for; `{}` for no controls. A card serving several programs carries the most restrictive combination of theirs. */
+            spendControls: {
+                /**
+                 * @description The largest single authorization. Decimal dollars with at most two decimals.
+                 * @example 100
+                 */
+                perTransactionLimit?: number;
+                /** @description Cumulative limits, at most one per window. */
+                windowLimits?: {
+                    /**
+                     * @description The most spent in one window. Decimal dollars with at most two decimals.
+                     * @example 500
+                     */
+                    amount: number;
+                    /**
+                     * @description The window, in UTC: a calendar day, week or month.
+                     * @example weekly
+                     */
+                    window: "daily" | "weekly" | "monthly";
+                }[];
+                /**
+                 * @description Only merchants in these categories (Highnote `MerchantCategory` names); omit to allow any.
+                 * @example [
+                 *       "GROCERY_STORES_SUPERMARKETS",
+                 *       "EATING_PLACES_RESTAURANTS"
+                 *     ]
+                 */
+                allowedMerchantCategories?: string[];
+                /**
+                 * @description Never merchants in these categories (Highnote `MerchantCategory` names).
+                 * @example [
+                 *       "BETTING_CASINO_GAMBLING"
+                 *     ]
+                 */
+                blockedMerchantCategories?: string[];
+                /**
+                 * @description Only merchants with these MCCs; omit to allow any.
+                 * @example [
+                 *       "5411",
+                 *       "5812"
+                 *     ]
+                 */
+                allowedMccs?: string[];
+                /**
+                 * @description Never merchants with these MCCs.
+                 * @example [
+                 *       "7995"
+                 *     ]
+                 */
+                blockedMccs?: string[];
+                /**
+                 * @description Only these merchants; omit to allow any.
+                 * @example [
+                 *       "MID00012345"
+                 *     ]
+                 */
+                allowedMerchantIds?: string[];
+                /**
+                 * @description Never these merchants.
+                 * @example [
+                 *       "MID00099999"
+                 *     ]
+                 */
+                blockedMerchantIds?: string[];
+                /**
+                 * @description Refuse cash: withdrawals, cash back with a purchase, quasi-cash (money orders, chips).
+                 * @example true
+                 */
+                blockCash?: boolean;
+                /**
+                 * @description Refuse authorizations from these kinds of terminal.
+                 * @example [
+                 *       "atm"
+                 *     ]
+                 */
+                blockedTerminalTypes?: ("atm" | "fuel")[];
+            };
             /**
              * Format: date-time
              * @description Created. ISO 8601, UTC.
@@ -638,6 +979,39 @@ export interface components {
              * @example 1990-12-10
              */
             dateOfBirth: string | null;
+            /** @description A US postal address. */
+            address: {
+                /**
+                 * @description Street address.
+                 * @example 123 Main St
+                 */
+                line1: string;
+                /**
+                 * @description Apartment, suite.
+                 * @example Apt 4
+                 */
+                line2?: string;
+                /**
+                 * @description City.
+                 * @example San Francisco
+                 */
+                city: string;
+                /**
+                 * @description Two-letter state code.
+                 * @example CA
+                 */
+                state: string;
+                /**
+                 * @description ZIP or ZIP+4.
+                 * @example 94105
+                 */
+                postalCode: string;
+                /**
+                 * @description ISO 3166 alpha-3 country code.
+                 * @example USA
+                 */
+                country: string;
+            } | null;
             /**
              * @description Up to 50 string pairs of your own.
              * @example {
@@ -895,20 +1269,45 @@ export interface components {
              */
             amount: number;
             /**
-             * @description awaiting_card → pending → processing → settled | failed.
+             * @description awaiting_card → pending → processing → settled | failed; a failed one is retried or cancelled.
              * @example settled
              */
-            status: "awaiting_card" | "pending" | "processing" | "settled" | "failed";
+            status: "awaiting_card" | "pending" | "processing" | "settled" | "failed" | "cancelled";
             /**
              * @description Why the funding failed.
-             * @example Card account is closed.
+             * @example Highnote failed the transfer: INSUFFICIENT_FUNDS
              */
             failureReason: string | null;
+            /**
+             * @description Highnote’s reason code for a failed transfer.
+             * @example INSUFFICIENT_FUNDS
+             */
+            failureCode: string | null;
+            /**
+             * @description Funding attempt; each retry starts the next.
+             * @example 1
+             */
+            attempt: number;
+            /**
+             * @description The card funded.
+             * @example card_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            cardId: string | null;
+            /**
+             * @description Highnote’s transfer id, once initiated.
+             * @example iftr_8Kd
+             */
+            highnoteTransferId: string | null;
             /**
              * @description Settled on the card. ISO 8601, UTC.
              * @example 2026-11-25T10:00:00.000Z
              */
             settledAt: string | null;
+            /**
+             * @description Cancelled, its money returned to the pool. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            cancelledAt: string | null;
             /**
              * Format: date-time
              * @description Opened at completion. ISO 8601, UTC.
@@ -921,6 +1320,178 @@ export interface components {
              * @example 2026-11-25T10:00:00.000Z
              */
             updatedAt: string;
+        };
+        Application: {
+            /**
+             * @description Application id.
+             * @example app_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `application`.
+             * @example application
+             * @enum {string}
+             */
+            object: "application";
+            /**
+             * @description Applicant.
+             * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            userId: string;
+            /**
+             * @description Card product applied for.
+             * @example cp_9xWq7
+             */
+            cardProductId: string;
+            /**
+             * @description Highnote’s application id.
+             * @example ap_5kQ
+             */
+            highnoteApplicationId: string;
+            /**
+             * @description pending (checks running) → in_review (manual review) → approved | denied; closed later.
+             * @example approved
+             */
+            status: "pending" | "in_review" | "approved" | "denied" | "closed";
+            /** @description The cardholder-agreement consent sent with the application. */
+            consent: {
+                /**
+                 * Format: date-time
+                 * @description When the participant accepted the cardholder agreement. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                acceptedAt: string;
+                /**
+                 * @description From where.
+                 * @example 203.0.113.7
+                 */
+                ipAddress: string | null;
+            };
+            /**
+             * @description The financial account issued on approval.
+             * @example fa_7Hq
+             */
+            highnoteFinancialAccountId: string | null;
+            /**
+             * @description Why Highnote denied it.
+             * @example DENIED_DUE_TO_OTHER
+             */
+            denialReason: string | null;
+            /**
+             * @description Approved or denied at. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            decidedAt: string | null;
+            /**
+             * Format: date-time
+             * @description Applied. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description Last changed. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            updatedAt: string;
+        };
+        Card: {
+            /**
+             * @description Card id.
+             * @example card_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `card`.
+             * @example card
+             * @enum {string}
+             */
+            object: "card";
+            /**
+             * @description Cardholder.
+             * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            userId: string;
+            /**
+             * @description The approved application it was issued under.
+             * @example app_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            applicationId: string;
+            /**
+             * @description Card product.
+             * @example cp_9xWq7
+             */
+            cardProductId: string;
+            /**
+             * @description activation_required (a physical card not yet activated), active, suspended, closed.
+             * @example active
+             */
+            status: "activation_required" | "active" | "suspended" | "closed";
+            /**
+             * @description virtual, or physical once one is ordered.
+             * @example virtual
+             */
+            formFactor: "virtual" | "physical";
+            /**
+             * @description Last four digits; the number itself is never here.
+             * @example 4242
+             */
+            last4: string | null;
+            /**
+             * @description Card network.
+             * @example VISA
+             */
+            network: string | null;
+            /**
+             * @description Expires at.
+             * @example 2029-11-30T23:59:59Z
+             */
+            expirationDate: string | null;
+            /**
+             * @description Highnote’s payment card id.
+             * @example pc_9Jd
+             */
+            highnotePaymentCardId: string;
+            /**
+             * @description The card’s financial account at Highnote.
+             * @example fa_7Hq
+             */
+            highnoteFinancialAccountId: string;
+            /** @description The physical card order, once one is placed. */
+            physicalOrder: {
+                /**
+                 * @description Highnote’s order id.
+                 * @example po_3Xz
+                 */
+                id: string;
+                /**
+                 * @description Highnote’s order status: NEW, SENT_TO_PRINTER, APPROVED, SHIPPED, SHIP_FAILED, CANCELED, COMPLETED.
+                 * @example NEW
+                 */
+                status: string;
+                /**
+                 * @description Courier method.
+                 * @example USPS_EXPRESS
+                 */
+                shippingMethod: string;
+            } | null;
+            /**
+             * Format: date-time
+             * @description Issued. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description Last changed. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            updatedAt: string;
+            /**
+             * @description Closed at. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            closedAt: string | null;
         };
         Event: {
             /**
@@ -938,7 +1509,7 @@ export interface components {
              * @description What happened, as `resource.verb`.
              * @example usertask.completed
              */
-            type: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "disbursement.created";
+            type: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered";
             /**
              * Format: date-time
              * @description When the change was committed. ISO 8601, UTC.
@@ -1173,6 +1744,236 @@ export interface operations {
             };
         };
     };
+    retrieveConfiguration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The configuration. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Configuration"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The card platform failed or refused the request (`issuer_error`). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateConfiguration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    highnote: {
+                        /**
+                         * @description test or live Highnote, or sandbox (a Highnote sandbox at graphqlUrl).
+                         * @example test
+                         */
+                        environment: "sandbox" | "test" | "live";
+                        /**
+                         * @description Highnote API key (sk_test_… or sk_live_…); required outside sandbox.
+                         * @example sk_test_5fQ2example
+                         */
+                        apiKey?: string;
+                        /**
+                         * Format: uri
+                         * @description Endpoint; defaults to Highnote’s for test and live, required for sandbox.
+                         * @example https://api.us.test.highnote.com/graphql
+                         */
+                        graphqlUrl?: string;
+                        /**
+                         * @description Card product participants are issued.
+                         * @example cp_9xWq7
+                         */
+                        cardProductId: string;
+                        /**
+                         * @description The card product’s funding account.
+                         * @example fa_funding_01
+                         */
+                        fundingFinancialAccountId: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The configuration as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Configuration"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The card platform failed or refused the request (`issuer_error`). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listPrograms: {
         parameters: {
             query?: {
@@ -1329,6 +2130,83 @@ export interface operations {
                      */
                     metadata?: {
                         [key: string]: string;
+                    };
+                    /** @description What the participants’ cards may be used for: amounts, merchant categories and MCCs, merchants, cash and terminal types. Omit or send `{}` for no controls. */
+                    spendControls?: {
+                        /**
+                         * @description The largest single authorization. Decimal dollars with at most two decimals.
+                         * @example 100
+                         */
+                        perTransactionLimit?: number;
+                        /** @description Cumulative limits, at most one per window. */
+                        windowLimits?: {
+                            /**
+                             * @description The most spent in one window. Decimal dollars with at most two decimals.
+                             * @example 500
+                             */
+                            amount: number;
+                            /**
+                             * @description The window, in UTC: a calendar day, week or month.
+                             * @example weekly
+                             */
+                            window: "daily" | "weekly" | "monthly";
+                        }[];
+                        /**
+                         * @description Only merchants in these categories (Highnote `MerchantCategory` names); omit to allow any.
+                         * @example [
+                         *       "GROCERY_STORES_SUPERMARKETS",
+                         *       "EATING_PLACES_RESTAURANTS"
+                         *     ]
+                         */
+                        allowedMerchantCategories?: string[];
+                        /**
+                         * @description Never merchants in these categories (Highnote `MerchantCategory` names).
+                         * @example [
+                         *       "BETTING_CASINO_GAMBLING"
+                         *     ]
+                         */
+                        blockedMerchantCategories?: string[];
+                        /**
+                         * @description Only merchants with these MCCs; omit to allow any.
+                         * @example [
+                         *       "5411",
+                         *       "5812"
+                         *     ]
+                         */
+                        allowedMccs?: string[];
+                        /**
+                         * @description Never merchants with these MCCs.
+                         * @example [
+                         *       "7995"
+                         *     ]
+                         */
+                        blockedMccs?: string[];
+                        /**
+                         * @description Only these merchants; omit to allow any.
+                         * @example [
+                         *       "MID00012345"
+                         *     ]
+                         */
+                        allowedMerchantIds?: string[];
+                        /**
+                         * @description Never these merchants.
+                         * @example [
+                         *       "MID00099999"
+                         *     ]
+                         */
+                        blockedMerchantIds?: string[];
+                        /**
+                         * @description Refuse cash: withdrawals, cash back with a purchase, quasi-cash (money orders, chips).
+                         * @example true
+                         */
+                        blockCash?: boolean;
+                        /**
+                         * @description Refuse authorizations from these kinds of terminal.
+                         * @example [
+                         *       "atm"
+                         *     ]
+                         */
+                        blockedTerminalTypes?: ("atm" | "fuel")[];
                     };
                 };
             };
@@ -1545,6 +2423,83 @@ export interface operations {
                      */
                     metadata?: {
                         [key: string]: string;
+                    };
+                    /** @description Replaces the program’s spend controls as a whole (`{}` removes them); the participants’ cards follow. */
+                    spendControls?: {
+                        /**
+                         * @description The largest single authorization. Decimal dollars with at most two decimals.
+                         * @example 100
+                         */
+                        perTransactionLimit?: number;
+                        /** @description Cumulative limits, at most one per window. */
+                        windowLimits?: {
+                            /**
+                             * @description The most spent in one window. Decimal dollars with at most two decimals.
+                             * @example 500
+                             */
+                            amount: number;
+                            /**
+                             * @description The window, in UTC: a calendar day, week or month.
+                             * @example weekly
+                             */
+                            window: "daily" | "weekly" | "monthly";
+                        }[];
+                        /**
+                         * @description Only merchants in these categories (Highnote `MerchantCategory` names); omit to allow any.
+                         * @example [
+                         *       "GROCERY_STORES_SUPERMARKETS",
+                         *       "EATING_PLACES_RESTAURANTS"
+                         *     ]
+                         */
+                        allowedMerchantCategories?: string[];
+                        /**
+                         * @description Never merchants in these categories (Highnote `MerchantCategory` names).
+                         * @example [
+                         *       "BETTING_CASINO_GAMBLING"
+                         *     ]
+                         */
+                        blockedMerchantCategories?: string[];
+                        /**
+                         * @description Only merchants with these MCCs; omit to allow any.
+                         * @example [
+                         *       "5411",
+                         *       "5812"
+                         *     ]
+                         */
+                        allowedMccs?: string[];
+                        /**
+                         * @description Never merchants with these MCCs.
+                         * @example [
+                         *       "7995"
+                         *     ]
+                         */
+                        blockedMccs?: string[];
+                        /**
+                         * @description Only these merchants; omit to allow any.
+                         * @example [
+                         *       "MID00012345"
+                         *     ]
+                         */
+                        allowedMerchantIds?: string[];
+                        /**
+                         * @description Never these merchants.
+                         * @example [
+                         *       "MID00099999"
+                         *     ]
+                         */
+                        blockedMerchantIds?: string[];
+                        /**
+                         * @description Refuse cash: withdrawals, cash back with a purchase, quasi-cash (money orders, chips).
+                         * @example true
+                         */
+                        blockCash?: boolean;
+                        /**
+                         * @description Refuse authorizations from these kinds of terminal.
+                         * @example [
+                         *       "atm"
+                         *     ]
+                         */
+                        blockedTerminalTypes?: ("atm" | "fuel")[];
                     };
                 };
             };
@@ -2232,7 +3187,7 @@ export interface operations {
                                  * @description Why the money moved.
                                  * @example reservation
                                  */
-                                code: "program_funding" | "reservation" | "program_return" | "settlement";
+                                code: "program_funding" | "reservation" | "program_return" | "settlement" | "disbursement_return";
                                 /**
                                  * @description The milestone behind the transfer.
                                  * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
@@ -2451,6 +3406,39 @@ export interface operations {
                      * @example 1990-12-10
                      */
                     dateOfBirth?: string;
+                    /** @description A US postal address. */
+                    address?: {
+                        /**
+                         * @description Street address.
+                         * @example 123 Main St
+                         */
+                        line1: string;
+                        /**
+                         * @description Apartment, suite.
+                         * @example Apt 4
+                         */
+                        line2?: string;
+                        /**
+                         * @description City.
+                         * @example San Francisco
+                         */
+                        city: string;
+                        /**
+                         * @description Two-letter state code.
+                         * @example CA
+                         */
+                        state: string;
+                        /**
+                         * @description ZIP or ZIP+4.
+                         * @example 94105
+                         */
+                        postalCode: string;
+                        /**
+                         * @description ISO 3166 alpha-3 country code.
+                         * @example USA
+                         */
+                        country: string;
+                    };
                     /**
                      * @description Up to 50 string pairs of your own.
                      * @example {
@@ -2460,6 +3448,11 @@ export interface operations {
                     metadata?: {
                         [key: string]: string;
                     };
+                    /**
+                     * @description Social Security number, passed to Highnote only; never stored or returned.
+                     * @example 123-45-6789
+                     */
+                    ssn?: string;
                     /**
                      * @description Enroll in this program at once.
                      * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
@@ -2543,6 +3536,15 @@ export interface operations {
             };
             /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The card platform failed or refused the request (`issuer_error`). */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2689,6 +3691,39 @@ export interface operations {
                      * @example 1990-12-10
                      */
                     dateOfBirth?: string;
+                    /** @description A US postal address. */
+                    address?: {
+                        /**
+                         * @description Street address.
+                         * @example 123 Main St
+                         */
+                        line1: string;
+                        /**
+                         * @description Apartment, suite.
+                         * @example Apt 4
+                         */
+                        line2?: string;
+                        /**
+                         * @description City.
+                         * @example San Francisco
+                         */
+                        city: string;
+                        /**
+                         * @description Two-letter state code.
+                         * @example CA
+                         */
+                        state: string;
+                        /**
+                         * @description ZIP or ZIP+4.
+                         * @example 94105
+                         */
+                        postalCode: string;
+                        /**
+                         * @description ISO 3166 alpha-3 country code.
+                         * @example USA
+                         */
+                        country: string;
+                    };
                     /**
                      * @description Up to 50 string pairs of your own.
                      * @example {
@@ -4365,7 +5400,7 @@ export interface operations {
                  * @description Only disbursements in this status.
                  * @example pending
                  */
-                status?: "awaiting_card" | "pending" | "processing" | "settled" | "failed";
+                status?: "awaiting_card" | "pending" | "processing" | "settled" | "failed" | "cancelled";
             };
             header?: never;
             path?: never;
@@ -4517,6 +5552,1243 @@ export interface operations {
             };
         };
     };
+    retryDisbursement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Disbursement id.
+                 * @example dsb_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The disbursement as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Disbursement"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cancelDisbursement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Disbursement id.
+                 * @example dsb_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The disbursement as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Disbursement"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listApplications: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                /**
+                 * @description Only this participant.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                userId?: string;
+                /**
+                 * @description Only this status.
+                 * @example approved
+                 */
+                status?: "pending" | "in_review" | "approved" | "denied" | "closed";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of applications. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["Application"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createApplication: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description The applicant.
+                     * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    userId: string;
+                    /** @description The cardholder-agreement consent. */
+                    consent: {
+                        /**
+                         * Format: date-time
+                         * @description When the participant accepted the cardholder agreement. ISO 8601, UTC.
+                         * @example 2026-11-25T10:00:00.000Z
+                         */
+                        acceptedAt: string;
+                        /**
+                         * @description From where (IPv4 or IPv6).
+                         * @example 203.0.113.7
+                         */
+                        ipAddress?: string | unknown | unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The application, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Application"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The card platform failed or refused the request (`issuer_error`). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveApplication: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Application id.
+                 * @example app_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The application. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Application"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listCards: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                /**
+                 * @description Only this participant.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                userId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of cards. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["Card"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Cardholder; needs an approved application.
+                     * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    userId: string;
+                    /**
+                     * @description virtual or physical.
+                     * @example virtual
+                     */
+                    formFactor: "virtual" | "physical";
+                    /** @description Where the physical card goes; the participant’s address by default. */
+                    shipping?: {
+                        /** @description A US postal address. */
+                        address?: {
+                            /**
+                             * @description Street address.
+                             * @example 123 Main St
+                             */
+                            line1: string;
+                            /**
+                             * @description Apartment, suite.
+                             * @example Apt 4
+                             */
+                            line2?: string;
+                            /**
+                             * @description City.
+                             * @example San Francisco
+                             */
+                            city: string;
+                            /**
+                             * @description Two-letter state code.
+                             * @example CA
+                             */
+                            state: string;
+                            /**
+                             * @description ZIP or ZIP+4.
+                             * @example 94105
+                             */
+                            postalCode: string;
+                            /**
+                             * @description ISO 3166 alpha-3 country code.
+                             * @example USA
+                             */
+                            country: string;
+                        };
+                        /** @description Who it is addressed to; the participant by default. */
+                        recipient?: {
+                            /**
+                             * @description Given name.
+                             * @example Ada
+                             */
+                            firstName: string;
+                            /**
+                             * @description Family name.
+                             * @example Lovelace
+                             */
+                            lastName: string;
+                        };
+                        /**
+                         * @description Courier; USPS_EXPRESS by default.
+                         * @example USPS_EXPRESS
+                         */
+                        method?: "USPS_GROUND" | "USPS_PRIORITY" | "USPS_EXPRESS" | "UPS_GROUND" | "UPS_SECOND_DAY" | "UPS_NEXT_DAY";
+                        /**
+                         * @description Signature on delivery.
+                         * @example false
+                         */
+                        signatureRequired?: boolean;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The card, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Card"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The card platform failed or refused the request (`issuer_error`). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Card id.
+                 * @example card_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The card. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Card"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    suspendCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Card id.
+                 * @example card_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The card as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Card"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The card platform failed or refused the request (`issuer_error`). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    activateCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Card id.
+                 * @example card_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The card as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Card"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The card platform failed or refused the request (`issuer_error`). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    closeCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Card id.
+                 * @example card_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The card as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Card"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The card platform failed or refused the request (`issuer_error`). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listEvents: {
         parameters: {
             query?: {
@@ -4534,7 +6806,7 @@ export interface operations {
                  * @description Only events of this type.
                  * @example usertask.completed
                  */
-                type?: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "disbursement.created";
+                type?: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered";
                 /**
                  * @description Only events created after this instant. ISO 8601, UTC.
                  * @example 2026-11-25T10:00:00.000Z
