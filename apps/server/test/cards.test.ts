@@ -272,6 +272,51 @@ describe('cards and funding through the sandbox', () => {
     expect(closedAgain.status).toBe(409);
   });
 
+  it('declines, through the card, what the program’s spend controls forbid, and follows a change of them', async () => {
+    const { call } = await newOrganization(server);
+    const { user, card } = await cardholder(call);
+    const program = await call('POST', '/v1/programs', {
+      name: 'Safety training',
+      totalAwardPool: 5_000,
+      maxParticipants: 10,
+      spendControls: { perTransactionLimit: 100, blockedMerchantCategories: ['BETTING_CASINO_GAMBLING'] },
+    });
+    expect(program.status).toBe(201);
+    const assigned = await call('POST', '/v1/usertasks', { programId: program.body.id, userId: user.id, monetaryValue: 500 });
+    await call('PUT', `/v1/usertasks/${assigned.body.id}/complete`);
+    await until(() => call('GET', `/v1/usertasks/${assigned.body.id}`), (answer) => answer.body.status === 'funded', 'funding');
+
+    const authorize = async (dollars: number, category = 'GROCERY_STORES_SUPERMARKETS') => {
+      const response = await fetch(sandbox.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from('sk_test_suite:').toString('base64')}` },
+        body: JSON.stringify({
+          query: `mutation Authorize($input: SimulateAuthorizationInput!) {
+            simulateAuthorization(input: $input) { __typename ... on AuthorizationEvent { responseCode } }
+          }`,
+          variables: {
+            input: {
+              cardId: card.highnotePaymentCardId,
+              amount: { value: Math.round(dollars * 100), currencyCode: 'USD' },
+              merchantDetails: { category },
+            },
+          },
+        }),
+      });
+      const body = (await response.json()) as { data: { simulateAuthorization: { responseCode: string } } };
+      return body.data.simulateAuthorization.responseCode;
+    };
+    expect(await authorize(150)).not.toMatch(/^APPROVED/);
+    expect(await authorize(50, 'BETTING_CASINO_GAMBLING')).not.toMatch(/^APPROVED/);
+    expect(await authorize(50)).toBe('APPROVED');
+
+    // A change of the program's controls reaches the card: $150 is allowed once the job has run.
+    const patched = await call('PATCH', `/v1/programs/${program.body.id}`, { spendControls: { perTransactionLimit: 200 } });
+    expect(patched.status).toBe(200);
+    await until(() => authorize(150), (code) => code === 'APPROVED', 'the card to follow the new controls');
+    expect(await authorize(250)).not.toMatch(/^APPROVED/);
+  });
+
   it('refuses person details without what Highnote needs, and an SSN with nothing to create', async () => {
     const { call } = await newOrganization(server);
     const missing = await call('POST', '/v1/users', person({ dateOfBirth: undefined }));

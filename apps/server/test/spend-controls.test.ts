@@ -1,6 +1,15 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { highnoteRulesFor } from '../src/issuer/spend-rules.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
+import type { IssuerConnection } from '../src/issuer/graphql.js';
+import {
+  type AttachedRule,
+  attachedRulesOf,
+  highnoteRulesFor,
+  spendRuleNamePrefix,
+  syncCardSpendRules,
+} from '../src/issuer/spend-rules.js';
 import type { Result } from '../src/platform/errors.js';
 import {
   allowsNothing,
@@ -17,7 +26,9 @@ import {
 import { countRows, newOrganization, startTestServer, type TestServer } from './harness.js';
 
 // A program's spend controls: parsing and its refusals, the most restrictive combination over a
-// card's programs, the translation to Highnote rules, and the program routes that carry them.
+// card's programs, the translation to Highnote rules, the program routes that carry them, and the
+// sync of a card's rules over real HTTP against the sandbox (no fetch stubs), judged by simulated
+// authorizations.
 
 function parsed(body: SpendControlsBody): SpendControls {
   const result = parseSpendControls(body, 'spendControls');
@@ -425,5 +436,414 @@ describe('spend controls on the program routes', () => {
     const after = await org.call('GET', `/v1/programs/${program.body.id}`);
     expect(after.body).toMatchObject({ name: programBody.name, spendControls: controls });
     expect(await countRows(server, 'events', org.id)).toBe(eventsBefore);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The sync against the sandbox
+
+const apiKey = 'sk_test_spend_rules_suite';
+const cardProductId = 'cp_9xWspendRulesSuite';
+/** Short limits, so that the retry cases take milliseconds. */
+const testLimits = { requestTimeoutMs: 1_000, maxAttempts: 3, retryBaseDelayMs: 5, retryMaxDelayMs: 20 };
+const pollIntervalMs = 10;
+const pollDeadlineMs = 5_000;
+const depositCents = 100_000;
+const cardBalanceCents = 50_000;
+
+let sandbox: RunningSandbox;
+let connection: IssuerConnection;
+
+// The sandbox starts after the test server (declared above) and is reset before each test below.
+beforeAll(async () => {
+  sandbox = await startSandbox({ port: 0, applicationApprovalDelayMs: 10, transferSettlementDelayMs: 10 });
+  connection = { graphqlUrl: sandbox.graphqlUrl, apiKey, ...testLimits };
+});
+
+afterAll(async () => {
+  await sandbox.close();
+});
+
+async function control(path: string, body: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(`${sandbox.url}${path}`, { method: 'POST', body: JSON.stringify(body) });
+  expect(response.status).toBe(200);
+  return (await response.json()) as Record<string, unknown>;
+}
+
+/** A raw GraphQL call, for the setup and the authorizations the adapter does not make. */
+// biome-ignore lint/suspicious/noExplicitAny: setup reads the fields it selected
+async function graphql(query: string, variables: Record<string, unknown>): Promise<any> {
+  const response = await fetch(sandbox.graphqlUrl, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Basic ${Buffer.from(`${apiKey}:`).toString('base64')}`,
+    },
+    body: JSON.stringify({ query, variables }),
+  });
+  expect(response.status).toBe(200);
+  // biome-ignore lint/suspicious/noExplicitAny: setup reads the fields it selected
+  const body = (await response.json()) as { data: any; errors?: unknown };
+  expect(body.errors).toBeUndefined();
+  return body.data;
+}
+
+async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+  const deadline = Date.now() + pollDeadlineMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`still ${JSON.stringify(value)} after ${pollDeadlineMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
+  }
+}
+
+/** An approved cardholder's active virtual card, with `cardBalanceCents` on its account. */
+async function fundedCard(): Promise<string> {
+  const seeded = await control('/_sandbox/card-products', { cardProductId });
+  const funding = seeded.fundingFinancialAccountId as string;
+  await graphql(`mutation ($input: SimulateDepositInput!) { simulateDeposit(input: $input) { __typename } }`, {
+    input: { toFinancialAccountId: funding, source: 'WIRE', amount: { value: depositCents, currencyCode: 'USD' } },
+  });
+  const holder = await graphql(
+    `mutation ($input: CreateUSPersonAccountHolderInput!) {
+      createUSPersonAccountHolder(input: $input) { __typename ... on USPersonAccountHolder { id } }
+    }`,
+    {
+      input: {
+        personAccountHolder: {
+          name: { givenName: 'Grace', familyName: 'Hopper' },
+          email: 'grace@example.com',
+          dateOfBirth: '1985-12-09',
+          billingAddress: {
+            streetAddress: '1 Main St',
+            postalCode: '10001',
+            region: 'NY',
+            locality: 'New York',
+            countryCodeAlpha3: 'USA',
+          },
+        },
+      },
+    },
+  );
+  const accountHolderId = holder.createUSPersonAccountHolder.id;
+  const application = await graphql(
+    `mutation ($input: CreateAccountHolderCardProductApplicationInput!) {
+      createAccountHolderCardProductApplication(input: $input) {
+        __typename ... on AccountHolderCardProductApplication { id }
+      }
+    }`,
+    {
+      input: {
+        accountHolderId,
+        cardProductId,
+        cardHolderAgreementConsent: {
+          primaryAuthorizedPersonId: accountHolderId,
+          consentTimestamp: new Date().toISOString(),
+        },
+      },
+    },
+  );
+  const applicationId = application.createAccountHolderCardProductApplication.id;
+  await until(
+    async () =>
+      (
+        await graphql(
+          `query ($id: ID!) { node(id: $id) { ... on AccountHolderCardProductApplication { applicationState { status } } } }`,
+          { id: applicationId },
+        )
+      ).node.applicationState.status,
+    (status) => status === 'APPROVED',
+  );
+  const account = await graphql(
+    `mutation ($input: IssueFinancialAccountForApplicationInput!) {
+      issueFinancialAccountForApplication(input: $input) { __typename ... on FinancialAccount { id } }
+    }`,
+    { input: { applicationId, name: 'Grace', idempotencyKey: randomUUID() } },
+  );
+  const financialAccountId = account.issueFinancialAccountForApplication.id;
+  const card = await graphql(
+    `mutation ($input: IssuePaymentCardForFinancialAccountInput!) {
+      issuePaymentCardForFinancialAccount(input: $input) { __typename ... on PaymentCard { id status } }
+    }`,
+    {
+      input: {
+        financialAccountId,
+        options: { expirationDate: '2031-01-01T23:59:59Z', activateOnCreate: true },
+        idempotencyKey: randomUUID(),
+      },
+    },
+  );
+  expect(card.issuePaymentCardForFinancialAccount).toMatchObject({ __typename: 'PaymentCard', status: 'ACTIVE' });
+  const transfer = await graphql(
+    `mutation ($input: InitiateTransferFromFundingFinancialAccountToPaymentCardFinancialAccountInput!) {
+      initiateTransferFromFundingFinancialAccountToPaymentCardFinancialAccount(input: $input) {
+        __typename ... on InterFinancialAccountTransfer { id }
+      }
+    }`,
+    {
+      input: {
+        fromFinancialAccountId: funding,
+        toFinancialAccountId: financialAccountId,
+        amount: { value: cardBalanceCents, currencyCode: 'USD' },
+        idempotencyKey: randomUUID(),
+      },
+    },
+  );
+  const transferId = transfer.initiateTransferFromFundingFinancialAccountToPaymentCardFinancialAccount.id;
+  await until(
+    async () =>
+      (
+        await graphql(`query ($id: ID!) { node(id: $id) { ... on InterFinancialAccountTransfer { status } } }`, {
+          id: transferId,
+        })
+      ).node.status,
+    (status) => status === 'COMPLETED',
+  );
+  return card.issuePaymentCardForFinancialAccount.id;
+}
+
+interface Purchase {
+  dollars: number;
+  category?: string;
+  merchantId?: string;
+  processingType?: string;
+  terminal?: string;
+}
+
+/** Simulates an authorization on the card and answers Highnote's response code. */
+async function authorize(cardId: string, purchase: Purchase): Promise<string> {
+  const answer = await graphql(
+    `mutation ($input: SimulateAuthorizationInput!) {
+      simulateAuthorization(input: $input) {
+        __typename
+        ... on AuthorizationEvent { responseCode }
+        ... on UserError { errors { code description } }
+      }
+    }`,
+    {
+      input: {
+        cardId,
+        amount: { value: Math.round(purchase.dollars * 100), currencyCode: 'USD' },
+        merchantDetails: {
+          category: purchase.category ?? 'GROCERY_STORES_SUPERMARKETS',
+          ...(purchase.merchantId === undefined ? {} : { merchantId: purchase.merchantId }),
+        },
+        ...(purchase.processingType === undefined ? {} : { transactionProcessingType: purchase.processingType }),
+        ...(purchase.terminal === undefined ? {} : { pointOfServiceDetails: { category: purchase.terminal } }),
+      },
+    },
+  );
+  expect(answer.simulateAuthorization.__typename).toBe('AuthorizationEvent');
+  return answer.simulateAuthorization.responseCode;
+}
+
+async function sync(paymentCardId: string, body: SpendControlsBody, attached: readonly AttachedRule[] = []) {
+  const result = await syncCardSpendRules(connection, { paymentCardId, attached }, parsed(body));
+  if (!result.ok) throw new Error(`sync failed: ${result.failure.kind} ${result.failure.message}`);
+  return result.value;
+}
+
+async function attachedNow(paymentCardId: string): Promise<AttachedRule[]> {
+  const read = await attachedRulesOf(connection, paymentCardId);
+  if (!read.ok) throw new Error(read.failure.message);
+  return read.value;
+}
+
+const byId = (a: AttachedRule, b: AttachedRule) => a.id.localeCompare(b.id);
+
+describe('syncing a card’s spend rules with Highnote (the sandbox)', () => {
+  beforeEach(async () => {
+    await control('/_sandbox/reset', {});
+  });
+
+  it('a $100 per-transaction limit and a blocked category decline what they should, and nothing else', async () => {
+    const cardId = await fundedCard();
+    expect(await authorize(cardId, { dollars: 150 })).toBe('APPROVED');
+    const attached = await sync(cardId, {
+      perTransactionLimit: 100,
+      blockedMerchantCategories: ['BETTING_CASINO_GAMBLING'],
+    });
+    expect(attached).toHaveLength(2);
+    expect([...(await attachedNow(cardId))].sort(byId)).toEqual([...attached].sort(byId));
+    expect(await authorize(cardId, { dollars: 150 })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 50, category: 'BETTING_CASINO_GAMBLING' })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 50, category: 'GROCERY_STORES_SUPERMARKETS' })).toBe('APPROVED');
+  });
+
+  it('a re-sync with changed controls detaches the old rules: what they declined is approved', async () => {
+    const cardId = await fundedCard();
+    const first = await sync(cardId, { perTransactionLimit: 100, blockCash: true });
+    expect(await authorize(cardId, { dollars: 150 })).not.toBe('APPROVED');
+    const second = await sync(cardId, { perTransactionLimit: 200, blockCash: true }, first);
+    expect(await authorize(cardId, { dollars: 150 })).toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 250 })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 20, processingType: 'CASH' })).not.toBe('APPROVED');
+    // The cash rule did not change, so it was kept as it was; the limit is a new rule.
+    const cash = first.find((rule) => rule.name.startsWith(`${spendRuleNamePrefix}cash `));
+    expect(second).toContainEqual(cash);
+    expect(second.map((rule) => rule.id)).not.toContain(first.find((rule) => rule !== cash)?.id);
+    expect([...(await attachedNow(cardId))].sort(byId)).toEqual([...second].sort(byId));
+
+    // Removing every control detaches every rule of ours.
+    expect(await sync(cardId, {}, second)).toEqual([]);
+    expect(await attachedNow(cardId)).toEqual([]);
+    expect(await authorize(cardId, { dollars: 20, processingType: 'CASH' })).toBe('APPROVED');
+  });
+
+  it('a weekly limit declines the authorization that crosses it', async () => {
+    const cardId = await fundedCard();
+    const attached = await sync(cardId, { windowLimits: [{ amount: 100, window: 'weekly' }] });
+    expect(attached).toEqual([expect.objectContaining({ kind: 'velocity' })]);
+    expect(await authorize(cardId, { dollars: 60 })).toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 50 })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 40 })).toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 0.01 })).not.toBe('APPROVED');
+  });
+
+  it('MCCs, merchants, cash and terminal types each decline their own', async () => {
+    const cardId = await fundedCard();
+    await sync(cardId, {
+      blockedMccs: ['7995'],
+      blockedMerchantIds: ['MID00099999'],
+      blockCash: true,
+      blockedTerminalTypes: ['atm', 'fuel'],
+    });
+    // 7995 is the MCC of BETTING_CASINO_GAMBLING.
+    expect(await authorize(cardId, { dollars: 10, category: 'BETTING_CASINO_GAMBLING' })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 10, merchantId: 'MID00099999' })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 10, processingType: 'CASH' })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 10, processingType: 'QUASI_CASH_AND_SCRIP' })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 10, terminal: 'AUTOMATED_TELLER_MACHINE' })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 10, terminal: 'AUTOMATED_FUEL_DISPENSER' })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 10, merchantId: 'MID00012345', terminal: 'POS_TERMINAL' })).toBe(
+      'APPROVED',
+    );
+  });
+
+  it('the combination of two programs on one card: the most restrictive of each', async () => {
+    const cardId = await fundedCard();
+    const meals = parsed({
+      perTransactionLimit: 80,
+      allowedMerchantCategories: ['EATING_PLACES_RESTAURANTS', 'GROCERY_STORES_SUPERMARKETS'],
+    });
+    const tools = parsed({ perTransactionLimit: 300, blockedMerchantCategories: ['EATING_PLACES_RESTAURANTS'] });
+    const result = await syncCardSpendRules(
+      connection,
+      { paymentCardId: cardId, attached: [] },
+      combineSpendControls([meals, tools]),
+    );
+    expect(result.ok).toBe(true);
+    expect(await authorize(cardId, { dollars: 50 })).toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 90 })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 20, category: 'EATING_PLACES_RESTAURANTS' })).not.toBe('APPROVED');
+    expect(await authorize(cardId, { dollars: 20, category: 'BOOK_STORES' })).not.toBe('APPROVED');
+
+    // Programs that allow disjoint lists: the card allows nothing.
+    const books = parsed({ allowedMerchantCategories: ['BOOK_STORES'] });
+    const nothing = combineSpendControls([meals, books]);
+    const attached = result.ok ? result.value : [];
+    const again = await syncCardSpendRules(connection, { paymentCardId: cardId, attached }, nothing);
+    expect(again.ok).toBe(true);
+    for (const category of ['BOOK_STORES', 'GROCERY_STORES_SUPERMARKETS', 'EATING_PLACES_RESTAURANTS']) {
+      expect(await authorize(cardId, { dollars: 1, category })).not.toBe('APPROVED');
+    }
+  });
+
+  it('the same controls again make no call that changes anything: the card already carries them', async () => {
+    const cardId = await fundedCard();
+    const body: SpendControlsBody = { perTransactionLimit: 100, windowLimits: [{ amount: 300, window: 'daily' }] };
+    const first = await sync(cardId, body);
+    // Any create or attach would now fail the sync.
+    for (const operation of ['createAmountLimitSpendRule', 'createVelocityRule', 'attachSpendRuleToPaymentCard']) {
+      await control('/_sandbox/faults', { operation, mode: 'user_error', count: 10 });
+    }
+    expect(await sync(cardId, body, first)).toEqual(first);
+    // Without the record too: the card is read, and rules are known by their names.
+    expect(await sync(cardId, body, [])).toEqual(first);
+  });
+
+  it('re-run after a failure midway, it keeps what the failed run attached and ends with one rule of each', async () => {
+    const cardId = await fundedCard();
+    const first = await sync(cardId, { perTransactionLimit: 100 });
+    // The next sync attaches its new rules, then cannot detach the old one: it fails midway.
+    await control('/_sandbox/faults', {
+      operation: 'detachSpendRuleFromPaymentCard',
+      mode: 'error',
+      count: testLimits.maxAttempts,
+    });
+    const next: SpendControlsBody = {
+      perTransactionLimit: 200,
+      blockedMerchantCategories: ['BETTING_CASINO_GAMBLING'],
+    };
+    const failed = await syncCardSpendRules(connection, { paymentCardId: cardId, attached: first }, parsed(next));
+    expect(failed).toMatchObject({ ok: false, failure: { kind: 'unavailable' } });
+    expect(await attachedNow(cardId)).toHaveLength(3);
+    // Run again with what the card row still holds (the first run's rules): nothing is doubled.
+    const rerun = await sync(cardId, next, first);
+    expect(rerun).toHaveLength(2);
+    expect([...(await attachedNow(cardId))].sort(byId)).toEqual([...rerun].sort(byId));
+    expect(await authorize(cardId, { dollars: 150 })).toBe('APPROVED');
+  });
+
+  it('a create or an attach whose answer was lost is retried, and the rule is attached once', async () => {
+    const cardId = await fundedCard();
+    await control('/_sandbox/faults', { operation: 'createAmountLimitSpendRule', mode: 'lost_response', count: 1 });
+    await control('/_sandbox/faults', { operation: 'attachSpendRuleToPaymentCard', mode: 'lost_response', count: 1 });
+    const attached = await sync(cardId, { perTransactionLimit: 100 });
+    expect(attached).toHaveLength(1);
+    expect(await attachedNow(cardId)).toEqual(attached);
+    expect(await authorize(cardId, { dollars: 150 })).not.toBe('APPROVED');
+  });
+
+  it('an attach Highnote refuses, and the card confirms did not happen, fails the sync as `rejected`', async () => {
+    const cardId = await fundedCard();
+    await control('/_sandbox/faults', { operation: 'attachSpendRuleToPaymentCard', mode: 'user_error', count: 1 });
+    const refused = await syncCardSpendRules(
+      connection,
+      { paymentCardId: cardId, attached: [] },
+      parsed({ perTransactionLimit: 100 }),
+    );
+    expect(refused).toMatchObject({ ok: false, failure: { kind: 'rejected' } });
+    expect(await attachedNow(cardId)).toEqual([]);
+    // Run again, it completes.
+    expect(await sync(cardId, { perTransactionLimit: 100 })).toHaveLength(1);
+  });
+
+  it('leaves alone a rule it did not put on the card', async () => {
+    const cardId = await fundedCard();
+    const created = await graphql(
+      `mutation ($input: CreateAmountLimitSpendRuleInput!) {
+        createAmountLimitSpendRule(input: $input) { __typename ... on AmountLimitSpendRule { id } }
+      }`,
+      { input: { name: 'partner limit', maximumAmount: { value: 30_000, currencyCode: 'USD' } } },
+    );
+    const partnerRuleId = created.createAmountLimitSpendRule.id;
+    await graphql(
+      `mutation ($input: AttachSpendRuleToPaymentCardInput!) {
+        attachSpendRuleToPaymentCard(input: $input) { __typename }
+      }`,
+      { input: { paymentCardId: cardId, spendRule: { id: partnerRuleId, version: 'LATEST' } } },
+    );
+    const ours = await sync(cardId, { perTransactionLimit: 100 });
+    expect(await sync(cardId, {}, ours)).toEqual([]);
+    expect(await attachedNow(cardId)).toEqual([{ kind: 'spend', id: partnerRuleId, name: 'partner limit' }]);
+  });
+
+  it('answers Highnote’s refusal as `rejected`, and a card that does not exist as a failure', async () => {
+    const cardId = await fundedCard();
+    await control('/_sandbox/faults', { operation: 'createMerchantCategorySpendRule', mode: 'user_error', count: 1 });
+    const refused = await syncCardSpendRules(
+      connection,
+      { paymentCardId: cardId, attached: [] },
+      parsed({ blockedMerchantCategories: ['GUNS_AMMO'] }),
+    );
+    expect(refused).toMatchObject({ ok: false, failure: { kind: 'rejected', attempts: 1 } });
+    const missing = await syncCardSpendRules(
+      connection,
+      { paymentCardId: 'pc_does_not_exist', attached: [] },
+      parsed({ perTransactionLimit: 1 }),
+    );
+    expect(missing.ok).toBe(false);
   });
 });

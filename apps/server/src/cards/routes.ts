@@ -17,6 +17,7 @@ import { getUser } from '../users/service.js';
 import { mutate, presented } from '../work/mutate.js';
 import { ApplicationSchema, applicationStatuses, presentApplication } from './application.js';
 import { CardSchema, cardFormFactors, cardStatusOf, PostalAddressSchema, presentCard, type Shipping } from './card.js';
+import { syncCardControlsRequest } from './controls.js';
 import { followApplicationRequest } from './jobs.js';
 import {
   cardForFunding,
@@ -323,6 +324,7 @@ export function cardRoutes(app: App, deps: { db: Db; issuers: Issuers }): void {
           },
           (disbursementId) => unit.enqueue(fundRequest(disbursementId, { dedupe: true })),
         );
+        if (recorded.ok) unit.enqueue(syncCardControlsRequest(recorded.value.id));
         return presented(recorded, presentCard);
       });
     },

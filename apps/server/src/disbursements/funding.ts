@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { syncCardControls } from '../cards/controls.js';
 import { cardForFunding } from '../cards/service.js';
 import type { Issuers } from '../configurations/service.js';
 import type { IssuerTransfer } from '../issuer/highnote.js';
@@ -126,6 +127,8 @@ async function fund(context: JobContext, issuers: Issuers, disbursementId: strin
       }
       return;
     }
+    // The card carries the controls of every program that pays it before any money lands.
+    await syncCardControls(context.db, issuers, organizationId, card.id);
     const key = issuerIdempotencyKey('transfer', organizationId, disbursementId, String(disbursement.attempt));
     const started = await runUnit(context.db, unitContext, async (unit) => {
       const moved = await moveDisbursement(

@@ -1,20 +1,22 @@
 import { createHash } from 'node:crypto';
+import { assert } from '../platform/errors.js';
 import { allowsNothing, type SpendControls, type SpendWindow, type TerminalType } from '../programs/spend-controls.js';
 import { callIssuer, type GraphqlOperation, type IssuerConnection, type IssuerResult } from './graphql.js';
 
 /**
  * A card's spend controls as Highnote rules, and keeping a card's rules in step with them.
  *
- * | control                                         | Highnote rule, attached to the card                     |
- * |-------------------------------------------------|---------------------------------------------------------|
- * | `perTransactionLimit`                           | `AmountLimitSpendRule` (`maximumAmount`)                 |
- * | each of `windowLimits`                          | `VelocityRule` (`DAILY`/`WEEKLY`/`MONTHLY`) whose cumulative rule is an `AmountLimitSpendRule` |
- * | allowed/blocked merchant categories             | `MerchantCategorySpendRule` (`allowed`, `blocked`)       |
- * | allowed/blocked MCCs                            | a second `MerchantCategorySpendRule` (`allowedMcc`, `blockedMcc`) |
- * | allowed/blocked merchant ids                    | `MerchantIdentifierSpendRule` (`allowed`, `blocked`)     |
- * | `blockCash`                                     | `CardTransactionProcessingTypeConditionSpendRule` blocking `CASH`, `GOODS_AND_SERVICES_WITH_CASH_DISBURSEMENT`, `QUASI_CASH_AND_SCRIP` |
- * | `blockedTerminalTypes`                          | `PointOfServiceCategorySpendRule` blocking `AUTOMATED_TELLER_MACHINE`, `AUTOMATED_FUEL_DISPENSER` |
- * | an empty allow-list (programs that allow disjoint lists) | `AmountLimitSpendRule` of 0: every authorization is declined |
+ * - `perTransactionLimit` → `AmountLimitSpendRule` (`maximumAmount`);
+ * - each of `windowLimits` → `VelocityRule` (`DAILY`, `WEEKLY`, `MONTHLY`) whose cumulative rule
+ *   is an `AmountLimitSpendRule`;
+ * - merchant categories → `MerchantCategorySpendRule` (`allowed`, `blocked`);
+ * - MCCs → a second `MerchantCategorySpendRule` (`allowedMcc`, `blockedMcc`);
+ * - merchant ids → `MerchantIdentifierSpendRule` (`allowed`, `blocked`);
+ * - `blockCash` → `CardTransactionProcessingTypeConditionSpendRule` blocking `cashProcessingTypes`;
+ * - `blockedTerminalTypes` → `PointOfServiceCategorySpendRule` blocking `AUTOMATED_TELLER_MACHINE`,
+ *   `AUTOMATED_FUEL_DISPENSER`;
+ * - an empty allow-list (programs that allow disjoint lists) → an `AmountLimitSpendRule` of 0,
+ *   which declines every authorization.
  *
  * Categories and MCCs are separate rules because each is its own condition (see
  * `programs/spend-controls.ts`): a merchant must pass both, whatever Highnote does with a rule that
@@ -85,9 +87,10 @@ export const pointOfServiceCategories = {
 
 /** Highnote's `AmountInput`; zero is a limit too (the rule that declines everything). */
 function amountInput(amountCents: bigint): { value: number; currencyCode: 'USD' } {
-  if (amountCents < 0n || amountCents > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new Error(`an amount of ${amountCents} cents cannot be sent`);
-  }
+  assert(
+    amountCents >= 0n && amountCents <= BigInt(Number.MAX_SAFE_INTEGER),
+    `an amount of ${amountCents} cents cannot be sent`,
+  );
   return { value: Number(amountCents), currencyCode: 'USD' };
 }
 
@@ -121,9 +124,11 @@ function listRules(
   blocked: readonly string[],
 ): HighnoteRule[] {
   const allowing = allowed !== null && allowed.length > 0 ? allowed : undefined;
-  if (allowing !== undefined && allowing.length > highnoteMaxRuleListItems) {
-    throw new Error(`an allow-list of ${allowing.length} entries is longer than any program's`);
-  }
+  // An intersection is never longer than a program's list, which is far shorter than Highnote's.
+  assert(
+    allowing === undefined || allowing.length <= highnoteMaxRuleListItems,
+    `an allow-list of ${allowing?.length} entries is longer than any program's`,
+  );
   const parts = chunks(blocked, highnoteMaxRuleListItems);
   if (allowing === undefined && parts.length === 0) return [];
   const rules: HighnoteRule[] = [];
@@ -136,7 +141,7 @@ function listRules(
   return rules;
 }
 
-/** The rules that enforce `controls` (combined over a card's programs), in the table's order. */
+/** The rules that enforce `controls` (combined over a card's programs), in the order of the list above. */
 export function highnoteRulesFor(controls: SpendControls): HighnoteRule[] {
   const rules: HighnoteRule[] = [];
   if (allowsNothing(controls)) {

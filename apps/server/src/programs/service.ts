@@ -1,3 +1,4 @@
+import { syncProgramCardsRequest } from '../cards/controls.js';
 import { type Db, dateOf } from '../platform/db.js';
 import { assert, fail, ok, type Result } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
@@ -166,9 +167,8 @@ export async function updateProgram(unit: UnitOfWork, id: string, input: UpdateP
   }
   const spendControlsChanged =
     input.spendControls !== undefined && (await spendControlsDiffer(unit, id, input.spendControls));
-  if (spendControlsChanged) {
-    // TODO(cards): enqueue the card re-sync here
-  }
+  // The cards of the program's participants carry its controls: a job brings them in step.
+  if (spendControlsChanged) unit.enqueue(syncProgramCardsRequest(id));
   await tx
     .updateTable('programs')
     .set({

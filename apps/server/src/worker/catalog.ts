@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { cardControlJobs } from '../cards/controls.js';
 import { followApplicationJob } from '../cards/jobs.js';
 import type { Issuers } from '../configurations/service.js';
 import { fundDisbursementJob } from '../disbursements/funding.js';
@@ -111,6 +112,7 @@ export function jobCatalog(options: {
               : { visibilityTimeoutMs: options.fundingVisibilityTimeoutMs }),
           }),
           followApplicationJob({ issuers: options.issuers }),
+          ...cardControlJobs({ issuers: options.issuers }),
         ];
   const definitions: AnyJobDefinition[] = [
     ...(issuerJobs as AnyJobDefinition[]),
