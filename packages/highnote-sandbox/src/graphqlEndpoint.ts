@@ -11,9 +11,9 @@ import {
   parse,
   validate,
 } from 'graphql';
+import type { SandboxContext } from './context.js';
 import type { FaultPlan } from './faults.js';
 import { apiKeyFromAuthorization, readJsonBody, sendJson } from './http.js';
-import type { SandboxContext } from './resolvers.js';
 
 export interface GraphqlEndpoint {
   schema: GraphQLSchema;
@@ -23,6 +23,8 @@ export interface GraphqlEndpoint {
   apiKey: string | undefined;
   /** Builds the per-request context; the endpoint adds the API key and injected faults. */
   context: (apiKey: string, injectedUserErrors: ReadonlySet<string>) => SandboxContext;
+  /** Called after a mutation ran, whatever its answer: state may have changed. */
+  afterMutation: () => void;
 }
 
 interface GraphqlRequest {
@@ -106,6 +108,7 @@ export async function handleGraphql(
     variableValues: graphqlRequest.variables,
     operationName: graphqlRequest.operationName,
   });
+  if (prepared.operation.operation === 'mutation') endpoint.afterMutation();
   // The work is done and recorded; the client just never hears about it.
   if (fault?.mode === 'lost_response') return void request.socket.destroy();
   const bug = result.errors?.find((error) => error.originalError && !(error.originalError instanceof GraphQLError));

@@ -13,9 +13,17 @@ function parsePort(value: string | undefined): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { port: { type: 'string' }, host: { type: 'string' } } });
-  const sandbox = await startSandbox({ port: parsePort(values.port), host: values.host ?? DEFAULT_HOST });
+  const { values } = parseArgs({
+    options: { port: { type: 'string' }, host: { type: 'string' }, 'state-file': { type: 'string' } },
+  });
+  const stateFile = values['state-file'];
+  const sandbox = await startSandbox({
+    port: parsePort(values.port),
+    host: values.host ?? DEFAULT_HOST,
+    ...(stateFile === undefined ? {} : { stateFile }),
+  });
   console.log(`Highnote sandbox listening: ${sandbox.graphqlUrl}`);
+  if (stateFile !== undefined) console.log(`Highnote sandbox state file: ${stateFile}`);
   const stop = () => {
     sandbox.close().then(
       () => process.exit(0),

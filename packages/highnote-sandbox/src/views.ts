@@ -5,10 +5,12 @@ import type {
   DepositRecord,
   FeatureType,
   FinancialAccountRecord,
-  PaymentCardRecord,
   SandboxState,
   TransferRecord,
 } from './store.js';
+import { amountView, connection, type PageArguments } from './viewPrimitives.js';
+
+export { amountView, type FieldUserErrorView, type UserErrorView, userError } from './viewPrimitives.js';
 
 /*
  * Records as GraphQL objects. `__typename` lets graphql-js resolve unions and the Node interface;
@@ -16,31 +18,7 @@ import type {
  * query time, so a stored idempotent answer still shows the record's current state.
  */
 
-export const USD_DECIMAL_PLACES = 2;
-const DEFAULT_PAGE_SIZE = 20;
-const MAX_PAGE_SIZE = 100;
-const PAYMENT_CARD_BIN = '411111';
 const PRODUCT_NAME = 'Sandbox card product';
-
-export interface FieldUserErrorView {
-  code: string;
-  description: string;
-  path: string[];
-  errorPath: string[];
-}
-
-export interface UserErrorView {
-  __typename: 'UserError';
-  errors: FieldUserErrorView[];
-}
-
-export function userError(code: string, description: string, path: string[] = []): UserErrorView {
-  return { __typename: 'UserError', errors: [{ code, description, path, errorPath: path }] };
-}
-
-export function amountView(amountCents: bigint) {
-  return { value: amountCents, currencyCode: 'USD', decimalPlaces: BigInt(USD_DECIMAL_PLACES) };
-}
 
 export function accountHolderView(holder: AccountHolderRecord) {
   return {
@@ -70,26 +48,8 @@ export function applicationView(state: SandboxState, application: ApplicationRec
   };
 }
 
-interface AccountsArguments {
-  first?: number | null;
-  after?: string | null;
+interface AccountsArguments extends PageArguments {
   filterBy?: { features?: { includes?: FeatureType[] | null } | null } | null;
-}
-
-function pageOfAccounts(state: SandboxState, accounts: FinancialAccountRecord[], args: AccountsArguments) {
-  const pageSize = Math.min(Math.max(args.first ?? DEFAULT_PAGE_SIZE, 0), MAX_PAGE_SIZE);
-  const afterIndex = args.after ? accounts.findIndex((account) => account.id === args.after) : -1;
-  const page = accounts.slice(afterIndex + 1, afterIndex + 1 + pageSize);
-  const edges = page.map((account) => ({ cursor: account.id, node: financialAccountView(state, account) }));
-  return {
-    edges,
-    pageInfo: {
-      hasNextPage: afterIndex + 1 + page.length < accounts.length,
-      hasPreviousPage: afterIndex >= 0,
-      startCursor: page[0]?.id ?? null,
-      endCursor: page.at(-1)?.id ?? null,
-    },
-  };
 }
 
 export function cardProductView(state: SandboxState, product: CardProductRecord) {
@@ -104,25 +64,36 @@ export function cardProductView(state: SandboxState, product: CardProductRecord)
           account.cardProductId === product.id &&
           (wanted === null || account.features.some((feature) => wanted.includes(feature))),
       );
-      return pageOfAccounts(state, accounts, args);
+      return connection(
+        accounts,
+        args,
+        (account) => account.id,
+        (account) => financialAccountView(state, account),
+      );
     },
   };
 }
 
-function cardProductViewById(state: SandboxState, cardProductId: string) {
+export function cardProductViewById(state: SandboxState, cardProductId: string) {
   const product = state.cardProducts.get(cardProductId);
   return product ? cardProductView(state, product) : null;
 }
 
-function availableCashLedgerView(account: FinancialAccountRecord) {
-  return {
-    name: 'AVAILABLE_CASH',
-    creditBalance: amountView(account.availableCash.creditCents),
-    debitBalance: amountView(account.availableCash.debitCents),
-    // The account owes its holder the balance, so the ledger is credit-normal.
+/*
+ * AVAILABLE_CASH counts authorization holds as debits, so credit − debit is what a card can spend.
+ * CASH is the posted balance: the same without the holds.
+ */
+function ledgerViews(account: FinancialAccountRecord) {
+  const { creditCents, debitCents, heldCents } = account.availableCash;
+  // The account owes its holder the balance, so both ledgers are credit-normal.
+  const ledger = (name: string, debit: bigint) => ({
+    name,
+    creditBalance: amountView(creditCents),
+    debitBalance: amountView(debit),
     normalBalance: 'CREDIT',
     asOf: account.updatedAt,
-  };
+  });
+  return [ledger('AVAILABLE_CASH', debitCents), ledger('CASH', debitCents - heldCents)];
 }
 
 export function financialAccountView(state: SandboxState, account: FinancialAccountRecord) {
@@ -139,7 +110,7 @@ export function financialAccountView(state: SandboxState, account: FinancialAcco
       return application ? applicationView(state, application) : null;
     },
     ledgers: (args: { ledgerNames?: string[] | null }) => {
-      const ledgers = [availableCashLedgerView(account)];
+      const ledgers = ledgerViews(account);
       const wanted = args.ledgerNames;
       return wanted ? ledgers.filter((ledger) => wanted.includes(ledger.name)) : ledgers;
     },
@@ -148,33 +119,9 @@ export function financialAccountView(state: SandboxState, account: FinancialAcco
   };
 }
 
-function financialAccountViewById(state: SandboxState, financialAccountId: string) {
+export function financialAccountViewById(state: SandboxState, financialAccountId: string) {
   const account = state.financialAccounts.get(financialAccountId);
   return account ? financialAccountView(state, account) : null;
-}
-
-export function paymentCardView(state: SandboxState, card: PaymentCardRecord) {
-  const expiration = new Date(card.expirationDate);
-  return {
-    __typename: 'PaymentCard',
-    id: card.id,
-    externalId: card.externalId,
-    bin: PAYMENT_CARD_BIN,
-    last4: card.last4,
-    expirationDate: card.expirationDate,
-    expirationMonth: String(expiration.getUTCMonth() + 1).padStart(2, '0'),
-    expirationYear: String(expiration.getUTCFullYear()),
-    network: 'VISA',
-    status: () => card.status,
-    formFactor: 'VIRTUAL',
-    financialAccounts: () => [financialAccountViewById(state, card.financialAccountId)].filter((view) => view),
-    cardProduct: () => {
-      const account = state.financialAccounts.get(card.financialAccountId);
-      return account ? cardProductViewById(state, account.cardProductId) : null;
-    },
-    createdAt: card.createdAt,
-    updatedAt: () => card.updatedAt,
-  };
 }
 
 export function depositView(deposit: DepositRecord) {
@@ -202,20 +149,4 @@ export function transferView(state: SandboxState, transfer: TransferRecord) {
     createdAt: transfer.createdAt,
     updatedAt: () => transfer.updatedAt,
   };
-}
-
-/** `node(id)`: every record kind is addressable, as Highnote's global ids are. */
-export function nodeView(state: SandboxState, id: string) {
-  const holder = state.accountHolders.get(id);
-  if (holder) return accountHolderView(holder);
-  const application = state.applications.get(id);
-  if (application) return applicationView(state, application);
-  const product = state.cardProducts.get(id);
-  if (product) return cardProductView(state, product);
-  const account = state.financialAccounts.get(id);
-  if (account) return financialAccountView(state, account);
-  const card = state.paymentCards.get(id);
-  if (card) return paymentCardView(state, card);
-  const transfer = state.transfers.get(id);
-  return transfer ? transferView(state, transfer) : null;
 }
