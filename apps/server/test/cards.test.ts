@@ -70,7 +70,11 @@ async function cardholder(call: Client, overrides: Record<string, unknown> = {})
 }
 
 async function completedTask(call: Client, userId: string, value: number) {
-  const program = await call('POST', '/v1/programs', { name: 'OSHA completion funding', totalAwardPool: 50_000, maxParticipants: 100 });
+  const program = await call('POST', '/v1/programs', {
+    name: 'OSHA completion funding',
+    totalAwardPool: 50_000,
+    maxParticipants: 100,
+  });
   expect(program.status).toBe(201);
   const assigned = await call('POST', '/v1/usertasks', { programId: program.body.id, userId, monetaryValue: value });
   expect(assigned.status).toBe(201);
@@ -123,13 +127,25 @@ describe('cards and funding through the sandbox', () => {
     expect(balances).toMatchObject({ available: 49_500, reserved: 0, disbursing: 0, disbursed: 500 });
 
     const types = (await call('GET', '/v1/events?limit=100')).body.data.map((event: { type: string }) => event.type);
-    for (const type of ['application.created', 'application.approved', 'card.created', 'disbursement.processing', 'disbursement.settled', 'usertask.funded']) {
+    for (const type of [
+      'application.created',
+      'application.approved',
+      'card.created',
+      'disbursement.processing',
+      'disbursement.settled',
+      'usertask.funded',
+    ]) {
       expect(types).toContain(type);
     }
     // The SSN is nowhere in the database: not in the user, not in an event, not in a job.
     for (const table of ['users', 'events', 'jobs', 'idempotency_keys', 'issuer_requests']) {
-      const rows = await server.database.db.selectFrom(table as 'users').selectAll().execute();
-      expect(JSON.stringify(rows, (_key, value) => (typeof value === 'bigint' ? String(value) : value))).not.toContain('6789');
+      const rows = await server.database.db
+        .selectFrom(table as 'users')
+        .selectAll()
+        .execute();
+      expect(JSON.stringify(rows, (_key, value) => (typeof value === 'bigint' ? String(value) : value))).not.toContain(
+        '6789',
+      );
     }
   });
 
@@ -172,7 +188,11 @@ describe('cards and funding through the sandbox', () => {
     const tasks = [];
     for (const value of values) tasks.push((await completedTask(call, user.id, value)).userTask);
     for (const task of tasks) {
-      await until(() => call('GET', `/v1/usertasks/${task.id}`), (answer) => answer.body.status === 'funded', 'funding');
+      await until(
+        () => call('GET', `/v1/usertasks/${task.id}`),
+        (answer) => answer.body.status === 'funded',
+        'funding',
+      );
     }
     expect(await cardBalanceCents(call, card.highnoteFinancialAccountId)).toBe(6_025n);
   });
@@ -240,7 +260,11 @@ describe('cards and funding through the sandbox', () => {
     const retried = await call('POST', `/v1/disbursements/${firstDisbursement}/retry`);
     expect(retried.status).toBe(200);
     expect(retried.body).toMatchObject({ status: 'pending', attempt: 2 });
-    await until(() => call('GET', `/v1/usertasks/${first.id}`), (answer) => answer.body.status === 'funded', 'the retry');
+    await until(
+      () => call('GET', `/v1/usertasks/${first.id}`),
+      (answer) => answer.body.status === 'funded',
+      'the retry',
+    );
 
     const secondTask = await call('GET', `/v1/usertasks/${second.id}`);
     const cancelled = await call('POST', `/v1/disbursements/${secondTask.body.disbursementId}/cancel`);
@@ -282,14 +306,25 @@ describe('cards and funding through the sandbox', () => {
       spendControls: { perTransactionLimit: 100, blockedMerchantCategories: ['BETTING_CASINO_GAMBLING'] },
     });
     expect(program.status).toBe(201);
-    const assigned = await call('POST', '/v1/usertasks', { programId: program.body.id, userId: user.id, monetaryValue: 500 });
+    const assigned = await call('POST', '/v1/usertasks', {
+      programId: program.body.id,
+      userId: user.id,
+      monetaryValue: 500,
+    });
     await call('PUT', `/v1/usertasks/${assigned.body.id}/complete`);
-    await until(() => call('GET', `/v1/usertasks/${assigned.body.id}`), (answer) => answer.body.status === 'funded', 'funding');
+    await until(
+      () => call('GET', `/v1/usertasks/${assigned.body.id}`),
+      (answer) => answer.body.status === 'funded',
+      'funding',
+    );
 
     const authorize = async (dollars: number, category = 'GROCERY_STORES_SUPERMARKETS') => {
       const response = await fetch(sandbox.graphqlUrl, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from('sk_test_suite:').toString('base64')}` },
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Basic ${Buffer.from('sk_test_suite:').toString('base64')}`,
+        },
         body: JSON.stringify({
           query: `mutation Authorize($input: SimulateAuthorizationInput!) {
             simulateAuthorization(input: $input) { __typename ... on AuthorizationEvent { responseCode } }
@@ -311,9 +346,15 @@ describe('cards and funding through the sandbox', () => {
     expect(await authorize(50)).toBe('APPROVED');
 
     // A change of the program's controls reaches the card: $150 is allowed once the job has run.
-    const patched = await call('PATCH', `/v1/programs/${program.body.id}`, { spendControls: { perTransactionLimit: 200 } });
+    const patched = await call('PATCH', `/v1/programs/${program.body.id}`, {
+      spendControls: { perTransactionLimit: 200 },
+    });
     expect(patched.status).toBe(200);
-    await until(() => authorize(150), (code) => code === 'APPROVED', 'the card to follow the new controls');
+    await until(
+      () => authorize(150),
+      (code) => code === 'APPROVED',
+      'the card to follow the new controls',
+    );
     expect(await authorize(250)).not.toMatch(/^APPROVED/);
   });
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
 import {
   adminToken,
   client,
@@ -9,6 +10,7 @@ import {
   type TestServer,
 } from './harness.js';
 
+let sandbox: RunningSandbox;
 let server: TestServer;
 let org: Awaited<ReturnType<typeof newOrganization>>;
 let other: Awaited<ReturnType<typeof newOrganization>>;
@@ -19,10 +21,13 @@ let ids: {
   userTaskId: string;
   disbursementId: string;
   eventId: string;
+  applicationId: string;
+  cardId: string;
 };
 
 beforeAll(async () => {
-  server = await startTestServer();
+  sandbox = await startSandbox({ port: 0, applicationApprovalDelayMs: 10, transferSettlementDelayMs: 10 });
+  server = await startTestServer({ sandbox });
   org = await newOrganization(server, 'Acme');
   other = await newOrganization(server, 'Other tenant');
   const { programId, userId } = await programWithUser(org.call);
@@ -30,7 +35,24 @@ beforeAll(async () => {
   const userTask = await org.call('POST', '/v1/usertasks', { programId, userId, monetaryValue: 20 });
   const done = await org.call('POST', '/v1/usertasks', { programId, userId, monetaryValue: 5 });
   const completed = await org.call('PUT', `/v1/usertasks/${done.body.id}/complete`);
+  const holder = await org.call('POST', '/v1/users', {
+    firstName: 'Ada',
+    lastName: 'Lovelace',
+    dateOfBirth: '1990-12-10',
+    address: { line1: '1 Main St', city: 'Austin', state: 'TX', postalCode: '73301', country: 'USA' },
+  });
+  const application = await org.call('POST', '/v1/applications', {
+    userId: holder.body.id,
+    consent: { acceptedAt: '2026-11-25T10:00:00.000Z' },
+  });
+  for (let tries = 0; tries < 200; tries++) {
+    if ((await org.call('GET', `/v1/applications/${application.body.id}`)).body.status === 'approved') break;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  const card = await org.call('POST', '/v1/cards', { userId: holder.body.id, formFactor: 'virtual' });
   ids = {
+    applicationId: application.body.id,
+    cardId: card.body.id,
     programId,
     userId,
     taskId: task.body.id,
@@ -42,11 +64,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server.close();
+  await sandbox.close();
 });
 
 /** Every organization route, with a body that would be valid for the owner. */
 function routes(): [string, string, unknown][] {
-  const { programId, userId, taskId, userTaskId, disbursementId, eventId } = ids;
+  const { programId, userId, taskId, userTaskId, disbursementId, eventId, applicationId, cardId } = ids;
   return [
     ['POST', '/v1/programs', { name: 'x', totalAwardPool: 1, maxParticipants: 1 }],
     ['GET', '/v1/programs', undefined],
@@ -79,6 +102,30 @@ function routes(): [string, string, unknown][] {
     ['GET', `/v1/disbursements/${disbursementId}`, undefined],
     ['GET', '/v1/events', undefined],
     ['GET', `/v1/events/${eventId}`, undefined],
+    ['POST', `/v1/disbursements/${disbursementId}/retry`, undefined],
+    ['POST', `/v1/disbursements/${disbursementId}/cancel`, undefined],
+    ['GET', '/v1/configurations', undefined],
+    [
+      'PUT',
+      '/v1/configurations',
+      {
+        highnote: {
+          environment: 'sandbox',
+          graphqlUrl: 'http://127.0.0.1:9/graphql',
+          cardProductId: 'x',
+          fundingFinancialAccountId: 'y',
+        },
+      },
+    ],
+    ['POST', '/v1/applications', { userId, consent: { acceptedAt: '2026-11-25T10:00:00.000Z' } }],
+    ['GET', '/v1/applications', undefined],
+    ['GET', `/v1/applications/${applicationId}`, undefined],
+    ['POST', '/v1/cards', { userId, formFactor: 'virtual' }],
+    ['GET', '/v1/cards', undefined],
+    ['GET', `/v1/cards/${cardId}`, undefined],
+    ['POST', `/v1/cards/${cardId}/suspend`, undefined],
+    ['POST', `/v1/cards/${cardId}/activate`, undefined],
+    ['POST', `/v1/cards/${cardId}/close`, undefined],
   ];
 }
 
@@ -110,7 +157,8 @@ describe('security matrix', () => {
   it("another tenant's objects are 404 on every route that names one, and nothing moves", async () => {
     const before = await ledgerSnapshot();
     for (const [method, path, body] of routes()) {
-      if (!/(prg|usr|tsk|ut|dsb|evt)_/.test(path) && !(body && JSON.stringify(body).includes('prg_'))) continue;
+      const namesOne = /(prg|usr|tsk|ut|dsb|evt|app|card)_/;
+      if (!namesOne.test(path) && !(body && namesOne.test(JSON.stringify(body)))) continue;
       const response = await other.call(method, path, body);
       expect(response.status, `${method} ${path}`).toBe(404);
       expect(response.body.error.code).toBe('not_found');
@@ -129,7 +177,7 @@ describe('security matrix', () => {
       }
     }
     const tested = routes().map(
-      ([method, path]) => `${method} ${path.replace(/\/(prg|usr|tsk|ut|dsb|evt)_[0-9a-z]+/g, '/{}')}`,
+      ([method, path]) => `${method} ${path.replace(/\/(prg|usr|tsk|ut|dsb|evt|app|card)_[0-9a-z]+/g, '/{}')}`,
     );
     expect(tested.sort()).toEqual(documented.sort());
   });

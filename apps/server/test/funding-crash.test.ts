@@ -61,14 +61,22 @@ describe.runIf(testDatabaseKind === 'postgres')('a worker killed mid-funding', (
     });
     // The first worker approves the application (its job) and then funds.
     const first = startWorkerProcess(database.url, sandbox.url, { TRANCHE_FUNDING_LEASE_MS: String(leaseMs) });
-    await until(() => call('GET', `/v1/applications/${application.body.id}`), (a) => a.body.status === 'approved', 'approval');
+    await until(
+      () => call('GET', `/v1/applications/${application.body.id}`),
+      (a) => a.body.status === 'approved',
+      'approval',
+    );
     const card = await call('POST', '/v1/cards', { userId: user.body.id, formFactor: 'virtual' });
     expect(card.status).toBe(201);
     const program = await call('POST', '/v1/programs', { name: 'Crash', totalAwardPool: 10_000, maxParticipants: 10 });
     const values = [11, 22, 33, 44.5, 55];
     const tasks: string[] = [];
     for (const value of values) {
-      const assigned = await call('POST', '/v1/usertasks', { programId: program.body.id, userId: user.body.id, monetaryValue: value });
+      const assigned = await call('POST', '/v1/usertasks', {
+        programId: program.body.id,
+        userId: user.body.id,
+        monetaryValue: value,
+      });
       await call('PUT', `/v1/usertasks/${assigned.body.id}/complete`);
       tasks.push(assigned.body.id);
     }
@@ -79,11 +87,15 @@ describe.runIf(testDatabaseKind === 'postgres')('a worker killed mid-funding', (
         const answer = await call('GET', `/v1/disbursements?userId=${user.body.id}&status=processing`);
         return answer;
       },
-      (answer) => answer.body.data.length >= 3 && answer.body.data.every((d: { highnoteTransferId: string | null }) => d.highnoteTransferId !== null),
+      (answer) =>
+        answer.body.data.length >= 3 &&
+        answer.body.data.every((d: { highnoteTransferId: string | null }) => d.highnoteTransferId !== null),
       'transfers to be in flight',
     ).catch(async (error) => {
       const all = await call('GET', `/v1/disbursements?userId=${user.body.id}`);
-      throw new Error(`${error.message}\n${JSON.stringify(all.body.data.map((d: { status: string }) => d.status))}\n${first.stderr.join('')}`);
+      throw new Error(
+        `${error.message}\n${JSON.stringify(all.body.data.map((d: { status: string }) => d.status))}\n${first.stderr.join('')}`,
+      );
     });
     first.child.kill('SIGKILL');
     await once(first.child, 'exit');
@@ -91,7 +103,11 @@ describe.runIf(testDatabaseKind === 'postgres')('a worker killed mid-funding', (
     const second = startWorkerProcess(database.url, sandbox.url, { TRANCHE_FUNDING_LEASE_MS: String(leaseMs) });
     try {
       for (const id of tasks) {
-        await until(() => call('GET', `/v1/usertasks/${id}`), (answer) => answer.body.status === 'funded', `funding of ${id}`);
+        await until(
+          () => call('GET', `/v1/usertasks/${id}`),
+          (answer) => answer.body.status === 'funded',
+          `funding of ${id}`,
+        );
       }
     } finally {
       second.child.kill('SIGTERM');

@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { buildApp } from '../src/app.js';
 import { Issuers } from '../src/configurations/service.js';
-import { jobCatalog } from '../src/worker/catalog.js';
-import { startWorker } from '../src/worker/worker.js';
 import { type DatabaseHandle, openDatabase } from '../src/platform/db.js';
 import type { App } from '../src/platform/http.js';
 import { migrateToLatest } from '../src/platform/migrate.js';
+import { jobCatalog } from '../src/worker/catalog.js';
+import { startWorker } from '../src/worker/worker.js';
 
 /**
  * Starts the real HTTP server on a real database: embedded PGlite (in memory) by default, or a
@@ -270,7 +270,11 @@ export async function startServerProcess(databaseUrl: string): Promise<ServerPro
 }
 
 /** Starts `tranche worker` as its own process against a database and a running sandbox. */
-export function startWorkerProcess(databaseUrl: string, sandboxUrl: string, env: Record<string, string> = {}): ServerProcess {
+export function startWorkerProcess(
+  databaseUrl: string,
+  sandboxUrl: string,
+  env: Record<string, string> = {},
+): ServerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', mainScript, 'worker'], {
     env: {
       ...process.env,

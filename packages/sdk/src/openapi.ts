@@ -979,7 +979,16 @@ export interface components {
              * @example 1990-12-10
              */
             dateOfBirth: string | null;
-            /** @description A US postal address. */
+            /**
+             * @description A US postal address.
+             * @example {
+             *       "line1": "123 Main St",
+             *       "city": "San Francisco",
+             *       "state": "CA",
+             *       "postalCode": "94105",
+             *       "country": "USA"
+             *     }
+             */
             address: {
                 /**
                  * @description Street address.
@@ -1457,7 +1466,14 @@ export interface components {
              * @example fa_7Hq
              */
             highnoteFinancialAccountId: string;
-            /** @description The physical card order, once one is placed. */
+            /**
+             * @description The physical card order, once one is placed.
+             * @example {
+             *       "id": "po_3Xz",
+             *       "status": "NEW",
+             *       "shippingMethod": "USPS_EXPRESS"
+             *     }
+             */
             physicalOrder: {
                 /**
                  * @description Highnote’s order id.
@@ -1839,6 +1855,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /** @description The Highnote card program to fund cards through. */
                     highnote: {
                         /**
                          * @description test or live Highnote, or sandbox (a Highnote sandbox at graphqlUrl).
@@ -1945,15 +1962,6 @@ export interface operations {
             };
             /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
             500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The card platform failed or refused the request (`issuer_error`). */
-            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3406,7 +3414,16 @@ export interface operations {
                      * @example 1990-12-10
                      */
                     dateOfBirth?: string;
-                    /** @description A US postal address. */
+                    /**
+                     * @description A US postal address.
+                     * @example {
+                     *       "line1": "123 Main St",
+                     *       "city": "San Francisco",
+                     *       "state": "CA",
+                     *       "postalCode": "94105",
+                     *       "country": "USA"
+                     *     }
+                     */
                     address?: {
                         /**
                          * @description Street address.
@@ -3691,7 +3708,16 @@ export interface operations {
                      * @example 1990-12-10
                      */
                     dateOfBirth?: string;
-                    /** @description A US postal address. */
+                    /**
+                     * @description A US postal address.
+                     * @example {
+                     *       "line1": "123 Main St",
+                     *       "city": "San Francisco",
+                     *       "state": "CA",
+                     *       "postalCode": "94105",
+                     *       "country": "USA"
+                     *     }
+                     */
                     address?: {
                         /**
                          * @description Street address.
@@ -6198,7 +6224,16 @@ export interface operations {
                     formFactor: "virtual" | "physical";
                     /** @description Where the physical card goes; the participant’s address by default. */
                     shipping?: {
-                        /** @description A US postal address. */
+                        /**
+                         * @description A US postal address.
+                         * @example {
+                         *       "line1": "123 Main St",
+                         *       "city": "San Francisco",
+                         *       "state": "CA",
+                         *       "postalCode": "94105",
+                         *       "country": "USA"
+                         *     }
+                         */
                         address?: {
                             /**
                              * @description Street address.

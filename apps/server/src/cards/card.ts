@@ -86,13 +86,19 @@ export function cardStatusOf(highnote: string): CardStatus {
 const AddressSchema = Type.Object(
   {
     line1: Type.String({ minLength: 1, maxLength: 200, description: 'Street address.', examples: ['123 Main St'] }),
-    line2: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Apartment, suite.', examples: ['Apt 4'] })),
+    line2: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, description: 'Apartment, suite.', examples: ['Apt 4'] }),
+    ),
     city: Type.String({ minLength: 1, maxLength: 100, description: 'City.', examples: ['San Francisco'] }),
     state: Type.String({ pattern: '^[A-Z]{2}$', description: 'Two-letter state code.', examples: ['CA'] }),
     postalCode: Type.String({ pattern: '^[0-9]{5}(-[0-9]{4})?$', description: 'ZIP or ZIP+4.', examples: ['94105'] }),
     country: Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 3166 alpha-3 country code.', examples: ['USA'] }),
   },
-  { additionalProperties: false, description: 'A US postal address.' },
+  {
+    additionalProperties: false,
+    description: 'A US postal address.',
+    examples: [{ line1: '123 Main St', city: 'San Francisco', state: 'CA', postalCode: '94105', country: 'USA' }],
+  },
 );
 
 /** The address shape of users and shipping, one schema for both. */
@@ -109,23 +115,35 @@ export const CardSchema = Type.Object(
       description: 'activation_required (a physical card not yet activated), active, suspended, closed.',
       examples: ['active'],
     }),
-    formFactor: OneOf(cardFormFactors, { description: 'virtual, or physical once one is ordered.', examples: ['virtual'] }),
-    last4: Nullable(Type.String({ description: 'Last four digits; the number itself is never here.', examples: ['4242'] })),
+    formFactor: OneOf(cardFormFactors, {
+      description: 'virtual, or physical once one is ordered.',
+      examples: ['virtual'],
+    }),
+    last4: Nullable(
+      Type.String({ description: 'Last four digits; the number itself is never here.', examples: ['4242'] }),
+    ),
     network: Nullable(Type.String({ description: 'Card network.', examples: ['VISA'] })),
     expirationDate: Nullable(Type.String({ description: 'Expires at.', examples: ['2029-11-30T23:59:59Z'] })),
     highnotePaymentCardId: Type.String({ description: 'Highnote’s payment card id.', examples: ['pc_9Jd'] }),
-    highnoteFinancialAccountId: Type.String({ description: 'The card’s financial account at Highnote.', examples: ['fa_7Hq'] }),
+    highnoteFinancialAccountId: Type.String({
+      description: 'The card’s financial account at Highnote.',
+      examples: ['fa_7Hq'],
+    }),
     physicalOrder: Nullable(
       Type.Object(
         {
           id: Type.String({ description: 'Highnote’s order id.', examples: ['po_3Xz'] }),
           status: Type.String({
-            description: 'Highnote’s order status: NEW, SENT_TO_PRINTER, APPROVED, SHIPPED, SHIP_FAILED, CANCELED, COMPLETED.',
+            description:
+              'Highnote’s order status: NEW, SENT_TO_PRINTER, APPROVED, SHIPPED, SHIP_FAILED, CANCELED, COMPLETED.',
             examples: ['NEW'],
           }),
           shippingMethod: Type.String({ description: 'Courier method.', examples: ['USPS_EXPRESS'] }),
         },
-        { description: 'The physical card order, once one is placed.' },
+        {
+          description: 'The physical card order, once one is placed.',
+          examples: [{ id: 'po_3Xz', status: 'NEW', shippingMethod: 'USPS_EXPRESS' }],
+        },
       ),
     ),
     createdAt: Timestamp('Issued.'),

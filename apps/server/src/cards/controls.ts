@@ -42,7 +42,12 @@ export class CardControlsNotSynced extends Error {}
  * Brings one card's rules in step with its holder's programs; throws `CardControlsNotSynced` when
  * Highnote could not be brought along (the caller's job retries).
  */
-export async function syncCardControls(db: Db, issuers: Issuers, organizationId: string, cardId: string): Promise<void> {
+export async function syncCardControls(
+  db: Db,
+  issuers: Issuers,
+  organizationId: string,
+  cardId: string,
+): Promise<void> {
   const card = await db
     .selectFrom('cards')
     .select(['user_id', 'highnote_payment_card_id', 'spend_rules', 'spend_controls_digest', 'status'])
@@ -64,7 +69,8 @@ export async function syncCardControls(db: Db, issuers: Issuers, organizationId:
   // Guarded by the digest read above: a sync for newer controls that finished first is not undone.
   await db
     .updateTable('cards')
-    .set({ spend_rules: JSON.stringify(synced.value), spend_controls_digest: digest, updated_at: new Date() })
+    // Not updated_at: the rules are not part of the card as the API presents it.
+    .set({ spend_rules: JSON.stringify(synced.value), spend_controls_digest: digest })
     .where('organization_id', '=', organizationId)
     .where('id', '=', cardId)
     .where((eb) =>

@@ -3,7 +3,7 @@ import { assert, ok } from '../platform/errors.js';
 import { issuerIdempotencyKey } from '../platform/ids.js';
 import { defineJob, type JobContext, type JobRequest } from '../platform/jobs.js';
 import { runUnit } from '../work/runner.js';
-import { getApplication, decideApplication } from './service.js';
+import { decideApplication, getApplication } from './service.js';
 
 /**
  * Following an application to Highnote's decision. Highnote decides asynchronously; until its
@@ -56,7 +56,9 @@ async function follow(context: JobContext, issuers: Issuers, applicationId: stri
   const status = read.value.status;
   if (status === 'PENDING' || status === 'IN_REVIEW') {
     if (status === 'IN_REVIEW' && application.status === 'pending') {
-      await runUnit(context.db, unitContext, async (unit) => ok(await decideApplication(unit, applicationId, { status: 'in_review' })));
+      await runUnit(context.db, unitContext, async (unit) =>
+        ok(await decideApplication(unit, applicationId, { status: 'in_review' })),
+      );
     }
     throw new ApplicationUndecided(`application ${applicationId} is still ${status}`);
   }
@@ -69,7 +71,12 @@ async function follow(context: JobContext, issuers: Issuers, applicationId: stri
     });
     if (!account.ok) throw new ApplicationUndecided(account.failure.message);
     await runUnit(context.db, unitContext, async (unit) =>
-      ok(await decideApplication(unit, applicationId, { status: 'approved', highnoteFinancialAccountId: account.value.id })),
+      ok(
+        await decideApplication(unit, applicationId, {
+          status: 'approved',
+          highnoteFinancialAccountId: account.value.id,
+        }),
+      ),
     );
     return;
   }

@@ -105,7 +105,11 @@ export function cardRoutes(app: App, deps: { db: Db; issuers: Issuers }): void {
       const requestKey = requestKeyOf(request);
       const recalled = await recalledIssuerRequest(db, organizationId, 'application', requestKey);
       if (open !== undefined && open.highnoteApplicationId !== recalled?.issuerId) {
-        throw new ApiError('invalid_state', `User ${userId} already has application ${open.id} (${open.status})`, 'userId');
+        throw new ApiError(
+          'invalid_state',
+          `User ${userId} already has application ${open.id} (${open.status})`,
+          'userId',
+        );
       }
       let highnoteApplicationId = recalled?.issuerId;
       if (highnoteApplicationId === undefined) {
@@ -147,7 +151,9 @@ export function cardRoutes(app: App, deps: { db: Db; issuers: Issuers }): void {
         querystring: Type.Object({
           ...ListQuery,
           userId: Type.Optional(Id('usr', 'Only this participant.')),
-          status: Type.Optional(OneOf(applicationStatuses, { description: 'Only this status.', examples: ['approved'] })),
+          status: Type.Optional(
+            OneOf(applicationStatuses, { description: 'Only this status.', examples: ['approved'] }),
+          ),
         }),
         response: { 200: ListOf(ApplicationRef, 'A page of applications.'), ...errorResponses() },
       },
@@ -188,7 +194,12 @@ export function cardRoutes(app: App, deps: { db: Db; issuers: Issuers }): void {
         Type.Object(
           {
             firstName: Type.String({ minLength: 1, maxLength: 100, description: 'Given name.', examples: ['Ada'] }),
-            lastName: Type.String({ minLength: 1, maxLength: 100, description: 'Family name.', examples: ['Lovelace'] }),
+            lastName: Type.String({
+              minLength: 1,
+              maxLength: 100,
+              description: 'Family name.',
+              examples: ['Lovelace'],
+            }),
           },
           { additionalProperties: false, description: 'Who it is addressed to; the participant by default.' },
         ),
@@ -228,7 +239,11 @@ export function cardRoutes(app: App, deps: { db: Db; issuers: Issuers }): void {
       if (user === undefined) throw new ApiError('not_found', `No user ${userId}`, 'userId');
       const { configuration, highnote } = await issuerOf(organizationId);
       const application = await openApplicationOf(db, organizationId, userId, configuration.cardProductId);
-      if (application === undefined || application.status !== 'approved' || application.highnoteFinancialAccountId === null) {
+      if (
+        application === undefined ||
+        application.status !== 'approved' ||
+        application.highnoteFinancialAccountId === null
+      ) {
         throw new ApiError(
           'invalid_state',
           application === undefined
@@ -247,14 +262,29 @@ export function cardRoutes(app: App, deps: { db: Db; issuers: Issuers }): void {
         const address = given?.address ?? (user.address as Shipping['address'] | null);
         const recipient =
           given?.recipient ??
-          (user.firstName !== null && user.lastName !== null ? { firstName: user.firstName, lastName: user.lastName } : undefined);
+          (user.firstName !== null && user.lastName !== null
+            ? { firstName: user.firstName, lastName: user.lastName }
+            : undefined);
         if (address === null || address === undefined) {
-          throw new ApiError('validation_error', 'shipping.address is required: the user has no address', 'shipping.address');
+          throw new ApiError(
+            'validation_error',
+            'shipping.address is required: the user has no address',
+            'shipping.address',
+          );
         }
         if (recipient === undefined) {
-          throw new ApiError('validation_error', 'shipping.recipient is required: the user has no name', 'shipping.recipient');
+          throw new ApiError(
+            'validation_error',
+            'shipping.recipient is required: the user has no name',
+            'shipping.recipient',
+          );
         }
-        shipping = { address, recipient, method: given?.method ?? 'USPS_EXPRESS', signatureRequired: given?.signatureRequired ?? false };
+        shipping = {
+          address,
+          recipient,
+          method: given?.method ?? 'USPS_EXPRESS',
+          signatureRequired: given?.signatureRequired ?? false,
+        };
       }
 
       let paymentCard = existing === undefined ? undefined : { id: existing.highnotePaymentCardId };
@@ -343,7 +373,11 @@ export function cardRoutes(app: App, deps: { db: Db; issuers: Issuers }): void {
     },
     async (request) => {
       const { cursor, limit, userId } = request.query;
-      const rows = await listCards(db, request.organizationId, { userId, afterId: decodeCursor(cursor), limit: pageSize(limit) });
+      const rows = await listCards(db, request.organizationId, {
+        userId,
+        afterId: decodeCursor(cursor),
+        limit: pageSize(limit),
+      });
       return page(rows, limit, presentCard);
     },
   );

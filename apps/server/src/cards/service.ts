@@ -24,7 +24,12 @@ export async function getApplication(db: Db, organizationId: string, id: string)
 export async function listApplications(
   db: Db,
   organizationId: string,
-  filter: { afterId: string | undefined; limit: number; userId?: string | undefined; status?: ApplicationStatus | undefined },
+  filter: {
+    afterId: string | undefined;
+    limit: number;
+    userId?: string | undefined;
+    status?: ApplicationStatus | undefined;
+  },
 ): Promise<Application[]> {
   let query = db
     .selectFrom('applications')
@@ -284,7 +289,9 @@ export async function recordCardStatus(
     .executeTakeFirst();
   if (row === undefined) {
     const current = await getCard(unit.tx, unit.organizationId, cardId);
-    return current === undefined ? fail('not_found', `No card ${cardId}`) : fail('invalid_state', `Card ${cardId} is closed`);
+    return current === undefined
+      ? fail('not_found', `No card ${cardId}`)
+      : fail('invalid_state', `Card ${cardId} is closed`);
   }
   const card = cardOf(row);
   unit.emit(statusEvents[status], presentCard(card));

@@ -70,10 +70,16 @@ export const ConfigurationSchema = Type.Object(
           examples: ['fa_funding_01'],
         }),
         apiKeyLast4: Nullable(
-          Type.String({ description: 'Last four characters of the stored API key; the key is never returned.', examples: ['x9Qa'] }),
+          Type.String({
+            description: 'Last four characters of the stored API key; the key is never returned.',
+            examples: ['x9Qa'],
+          }),
         ),
         fundingBalance: Nullable(
-          BalanceDollars('Available cash in the funding account, read from Highnote now; null when it could not be read.', 250000),
+          BalanceDollars(
+            'Available cash in the funding account, read from Highnote now; null when it could not be read.',
+            250000,
+          ),
         ),
         commitments: Type.Object(
           {

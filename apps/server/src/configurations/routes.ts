@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { Db } from '../platform/db.js';
-import { ApiError, fail, ok } from '../platform/errors.js';
+import { ApiError, ok } from '../platform/errors.js';
 import type { App } from '../platform/http.js';
 import { errorResponses, OneOf } from '../platform/schemas.js';
 import { mutate } from '../work/mutate.js';
@@ -11,7 +11,7 @@ import {
   issuerEnvironments,
   presentConfiguration,
 } from './configuration.js';
-import { coverageOf, type Issuers, issuerFailure, storeConfiguration } from './service.js';
+import { coverageOf, type Issuers, storeConfiguration } from './service.js';
 
 export function configurationRoutes(app: App, deps: { db: Db; issuers: Issuers }): void {
   const { db, issuers } = deps;
@@ -95,17 +95,18 @@ export function configurationRoutes(app: App, deps: { db: Db; issuers: Issuers }
                   examples: ['fa_funding_01'],
                 }),
               },
-              { additionalProperties: false },
+              { additionalProperties: false, description: 'The Highnote card program to fund cards through.' },
             ),
           },
           { additionalProperties: false },
         ),
-        response: { 200: ConfigurationRef, ...errorResponses(409, 422, 502, 503) },
+        response: { 200: ConfigurationRef, ...errorResponses(409, 422, 503) },
       },
     },
     async (request, reply) => {
       const input = request.body.highnote;
-      const graphqlUrl = input.graphqlUrl ?? (input.environment === 'sandbox' ? undefined : highnoteGraphqlUrls[input.environment]);
+      const graphqlUrl =
+        input.graphqlUrl ?? (input.environment === 'sandbox' ? undefined : highnoteGraphqlUrls[input.environment]);
       if (graphqlUrl === undefined) {
         throw new ApiError('validation_error', 'graphqlUrl is required for a sandbox', 'highnote.graphqlUrl');
       }
@@ -135,7 +136,12 @@ export function configurationRoutes(app: App, deps: { db: Db; issuers: Issuers }
             'highnote.fundingFinancialAccountId',
           );
         }
-        throw ApiError.of(issuerFailure(failure));
+        // Checked with what the request gave: an endpoint that does not answer is the request's to fix.
+        throw new ApiError(
+          'validation_error',
+          `Highnote could not be reached at ${graphqlUrl}: ${failure.message}`,
+          'highnote.graphqlUrl',
+        );
       }
       return mutate(db, request, reply, 200, async (unit) => {
         const stored = await storeConfiguration(unit, {
@@ -147,8 +153,8 @@ export function configurationRoutes(app: App, deps: { db: Db; issuers: Issuers }
           fundingFinancialAccountId: input.fundingFinancialAccountId,
         });
         const presented = presentConfiguration(stored, await coverageOf(unit.tx, unit.organizationId, balance.value));
-        unit.emit('configuration.updated', { ...presented, highnote: { ...presented.highnote, fundingBalance: null, warnings: [] } });
-        return stored === undefined ? fail('not_found', 'gone') : ok(presented);
+        unit.emit('configuration.updated', presented);
+        return ok(presented);
       });
     },
   );

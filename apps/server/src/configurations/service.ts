@@ -1,11 +1,11 @@
 import { sql } from 'kysely';
+import type { IssuerConnection, IssuerFailure } from '../issuer/graphql.js';
+import { highnoteAdapter } from '../issuer/highnote.js';
 import type { Db } from '../platform/db.js';
 import { type Failure, fail, ok, type Result } from '../platform/errors.js';
 import { dollars } from '../platform/present.js';
 import { openSecret, sealSecret } from '../platform/secrets.js';
 import type { UnitOfWork } from '../work/unit.js';
-import type { IssuerConnection, IssuerFailure } from '../issuer/graphql.js';
-import { highnoteAdapter } from '../issuer/highnote.js';
 import { type Configuration, type Coverage, configurationOf, type IssuerEnvironment } from './configuration.js';
 
 /**
@@ -98,7 +98,11 @@ export class Issuers {
     if (!configuration.ok) return configuration;
     const connection = this.connectionOf(configuration.value);
     if (!connection.ok) return connection;
-    return ok({ configuration: configuration.value, connection: connection.value, highnote: this.client(connection.value) });
+    return ok({
+      configuration: configuration.value,
+      connection: connection.value,
+      highnote: this.client(connection.value),
+    });
   }
 
   /**
@@ -122,7 +126,11 @@ export class Issuers {
     } catch (error) {
       return fail('issuer_error', `The local Highnote sandbox could not be reached: ${(error as Error).message}`);
     }
-    const connection: IssuerConnection = { graphqlUrl: `${origin}/graphql`, apiKey: sandboxApiKey, ...this.setup.limits };
+    const connection: IssuerConnection = {
+      graphqlUrl: `${origin}/graphql`,
+      apiKey: sandboxApiKey,
+      ...this.setup.limits,
+    };
     const deposit = await this.client(connection).simulateDeposit({
       toFinancialAccountId: product.fundingFinancialAccountId,
       amountCents: sandboxInitialDepositCents,

@@ -9,7 +9,14 @@ import { BalanceDollars, Id, Nullable, NullableTimestamp, ObjectKind, OneOf, Tim
  * awaiting_card → pending → processing → settled | failed; a failed one is retried (→ pending) or
  * cancelled, which returns its money to the program's pool.
  */
-export const disbursementStatuses = ['awaiting_card', 'pending', 'processing', 'settled', 'failed', 'cancelled'] as const;
+export const disbursementStatuses = [
+  'awaiting_card',
+  'pending',
+  'processing',
+  'settled',
+  'failed',
+  'cancelled',
+] as const;
 export type DisbursementStatus = (typeof disbursementStatuses)[number];
 
 export interface Disbursement {
@@ -74,7 +81,10 @@ export const DisbursementSchema = Type.Object(
       examples: ['settled'],
     }),
     failureReason: Nullable(
-      Type.String({ description: 'Why the funding failed.', examples: ['Highnote failed the transfer: INSUFFICIENT_FUNDS'] }),
+      Type.String({
+        description: 'Why the funding failed.',
+        examples: ['Highnote failed the transfer: INSUFFICIENT_FUNDS'],
+      }),
     ),
     failureCode: Nullable(
       Type.String({ description: 'Highnote’s reason code for a failed transfer.', examples: ['INSUFFICIENT_FUNDS'] }),

@@ -121,7 +121,13 @@ async function fund(context: JobContext, issuers: Issuers, disbursementId: strin
     if (card === undefined) {
       if (disbursement.status === 'pending') {
         await runUnit(context.db, unitContext, async (unit) => {
-          await moveDisbursement(unit, disbursementId, ['pending'], { status: 'awaiting_card' }, 'disbursement.awaiting_card');
+          await moveDisbursement(
+            unit,
+            disbursementId,
+            ['pending'],
+            { status: 'awaiting_card' },
+            'disbursement.awaiting_card',
+          );
           return ok(null);
         });
       }

@@ -3,10 +3,10 @@ import type { Db } from '../platform/db.js';
 import { ApiError } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
 import { errorResponses, Id, ListOf, ListQuery, OneOf } from '../platform/schemas.js';
+import { mutate, presented } from '../work/mutate.js';
 import { DisbursementSchema, disbursementStatuses, presentDisbursement } from './disbursement.js';
 import { cancelDisbursement, retryDisbursement } from './funding.js';
 import { getDisbursement, listDisbursements } from './service.js';
-import { mutate, presented } from '../work/mutate.js';
 
 export function disbursementRoutes(app: App, deps: { db: Db }): void {
   const { db } = deps;
@@ -85,7 +85,9 @@ export function disbursementRoutes(app: App, deps: { db: Db }): void {
         },
       },
       async (request, reply) =>
-        mutate(db, request, reply, 200, async (unit) => presented(await run(unit, request.params.id), presentDisbursement)),
+        mutate(db, request, reply, 200, async (unit) =>
+          presented(await run(unit, request.params.id), presentDisbursement),
+        ),
     );
   }
 }

@@ -1,5 +1,4 @@
 import type { Db } from '../platform/db.js';
-import { fundRequest } from './funding.js';
 import type { UnitOfWork } from '../work/unit.js';
 import {
   type Disbursement,
@@ -8,6 +7,7 @@ import {
   disbursementQuery,
   presentDisbursement,
 } from './disbursement.js';
+import { fundRequest } from './funding.js';
 
 export async function getDisbursement(db: Db, organizationId: string, id: string): Promise<Disbursement | undefined> {
   const row = await disbursementQuery(db, organizationId).where('id', '=', id).executeTakeFirst();

@@ -129,6 +129,9 @@ export const shippingMethods = [
 ] as const;
 export type ShippingMethod = (typeof shippingMethods)[number];
 
+/** Longest line Highnote embosses on a physical card (its schema's limit for `textLines`). */
+export const maxEmbossedLineLength = 23;
+
 /** How long a newly issued card is valid, in years. */
 export const cardValidityYears = 3;
 
@@ -175,7 +178,11 @@ export function highnoteCards(connection: IssuerConnection) {
       ipAddress: string | null;
     }): Promise<IssuerResult<IssuerApplication>> {
       const ip =
-        input.ipAddress === null ? undefined : input.ipAddress.includes(':') ? { v6: input.ipAddress } : { v4: input.ipAddress };
+        input.ipAddress === null
+          ? undefined
+          : input.ipAddress.includes(':')
+            ? { v6: input.ipAddress }
+            : { v4: input.ipAddress };
       const result = await callIssuer<ApplicationPayload>(connection, {
         field: 'createAccountHolderCardProductApplication',
         document: `mutation Apply($input: CreateAccountHolderCardProductApplicationInput!) {
@@ -264,7 +271,9 @@ export function highnoteCards(connection: IssuerConnection) {
         },
         retryable: true,
       });
-      return mapped(result, (payload) => cardOf('paymentCard' in payload ? (payload.paymentCard as CardPayload) : payload));
+      return mapped(result, (payload) =>
+        cardOf('paymentCard' in payload ? (payload.paymentCard as CardPayload) : payload),
+      );
     },
 
     /** Orders the physical card of an issued card. No idempotency key exists: sent once. */
@@ -288,7 +297,9 @@ export function highnoteCards(connection: IssuerConnection) {
             paymentCardId: input.paymentCardId,
             deliveryDetails: { name: input.recipient, address: addressInput(input.address) },
             cardPersonalization: {
-              textLines: { line1: `${input.recipient.givenName} ${input.recipient.familyName}`.slice(0, 26) },
+              textLines: {
+                line1: `${input.recipient.givenName} ${input.recipient.familyName}`.slice(0, maxEmbossedLineLength),
+              },
             },
             courier: { method: input.method, signatureRequiredOnDelivery: input.signatureRequired },
           },
@@ -333,7 +344,10 @@ export function highnoteCards(connection: IssuerConnection) {
     },
 
     /** Test environments only: wires money into a product funding account. */
-    async simulateDeposit(input: { toFinancialAccountId: string; amountCents: bigint }): Promise<IssuerResult<unknown>> {
+    async simulateDeposit(input: {
+      toFinancialAccountId: string;
+      amountCents: bigint;
+    }): Promise<IssuerResult<unknown>> {
       return callIssuer<unknown>(connection, {
         field: 'simulateDeposit',
         document: `mutation Deposit($input: SimulateDepositInput!) {

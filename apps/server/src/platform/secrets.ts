@@ -15,9 +15,9 @@ export function sealSecret(key: Buffer, plaintext: string): string {
   const iv = randomBytes(ivBytes);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return [version, iv, cipher.getAuthTag(), ciphertext].map((part) =>
-    typeof part === 'string' ? part : part.toString('base64url'),
-  ).join('.');
+  return [version, iv, cipher.getAuthTag(), ciphertext]
+    .map((part) => (typeof part === 'string' ? part : part.toString('base64url')))
+    .join('.');
 }
 
 /** The plaintext of a sealed value; throws when the key is wrong or the value was changed. */

@@ -1,13 +1,18 @@
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { PostalAddressSchema } from '../cards/card.js';
+import {
+  type Issuers,
+  issuerFailure,
+  recalledIssuerRequest,
+  rememberIssuerRequest,
+} from '../configurations/service.js';
 import type { Db } from '../platform/db.js';
 import { ApiError } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
+import { newId } from '../platform/ids.js';
 import { errorResponses, Id, ListOf, ListQuery, Metadata } from '../platform/schemas.js';
 import { mutate } from '../work/mutate.js';
-import type { FastifyRequest } from 'fastify';
-import { PostalAddressSchema } from '../cards/card.js';
-import { type Issuers, issuerFailure, recalledIssuerRequest, rememberIssuerRequest } from '../configurations/service.js';
-import { newId } from '../platform/ids.js';
 import { createUser, externalIdTaken, getUser, listUsers, type UserFields, updateUser } from './service.js';
 import { presentUser, UserSchema } from './user.js';
 
@@ -111,7 +116,9 @@ export function userRoutes(app: App, deps: { db: Db; issuers: Issuers }): void {
     id: string,
   ): Promise<{ accountHolderId: string; userId: string }> {
     const { organizationId } = request;
-    const missing = (['firstName', 'lastName', 'dateOfBirth', 'address'] as const).find((field) => person[field] === undefined);
+    const missing = (['firstName', 'lastName', 'dateOfBirth', 'address'] as const).find(
+      (field) => person[field] === undefined,
+    );
     if (missing !== undefined) {
       throw new ApiError('validation_error', `${missing} is required to create a Highnote account holder`, missing);
     }

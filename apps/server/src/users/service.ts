@@ -1,7 +1,7 @@
 import { enroll } from '../enrollments/service.js';
+import type { PostalAddress } from '../issuer/highnote-cards.js';
 import { type Db, databaseErrorOf } from '../platform/db.js';
 import { fail, ok, type Result } from '../platform/errors.js';
-import type { PostalAddress } from '../issuer/highnote-cards.js';
 import { newId } from '../platform/ids.js';
 import type { UnitOfWork } from '../work/unit.js';
 import { presentUser, type User, userOf } from './user.js';
@@ -51,7 +51,11 @@ export async function listUsers(
 
 /** Creates a participant and, when `programId` is given, enrolls them in that program. */
 /** Whether another participant already has this externalId (checked before Highnote is called). */
-export async function externalIdTaken(db: Db, organizationId: string, externalId: string | undefined): Promise<string | undefined> {
+export async function externalIdTaken(
+  db: Db,
+  organizationId: string,
+  externalId: string | undefined,
+): Promise<string | undefined> {
   if (externalId === undefined) return undefined;
   const row = await db
     .selectFrom('users')
