@@ -60,7 +60,7 @@ describe('the milestone lifecycle', () => {
 
     const disbursement = await org.call('GET', `/v1/disbursements/${completed.body.disbursementId}`);
     expect(disbursement.body).toMatchObject({
-      status: 'pending',
+      status: 'awaiting_card', // the participant has no card yet
       amount: 500,
       userTaskId: assigned.body.id,
       programId,

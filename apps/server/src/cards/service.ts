@@ -175,6 +175,23 @@ export async function cardForFunding(
   return row === undefined ? undefined : cardOf(row);
 }
 
+/** Which of these participants hold a card that can take money, in one read. */
+export async function participantsWithCards(
+  db: Db,
+  organizationId: string,
+  userIds: readonly string[],
+): Promise<Set<string>> {
+  if (userIds.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('cards')
+    .select('user_id')
+    .where('organization_id', '=', organizationId)
+    .where('user_id', 'in', [...new Set(userIds)])
+    .where('status', '<>', 'closed')
+    .execute();
+  return new Set(rows.map((row) => row.user_id));
+}
+
 export interface RecordCard {
   userId: string;
   application: Application;

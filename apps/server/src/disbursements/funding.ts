@@ -6,7 +6,7 @@ import type { IssuerTransfer } from '../issuer/highnote.js';
 import type { Db } from '../platform/db.js';
 import { assert, fail, ok, type Result } from '../platform/errors.js';
 import { disbursementReturnTransferId, issuerIdempotencyKey, settlementTransferId } from '../platform/ids.js';
-import { defineJob, type JobContext, type JobRequest } from '../platform/jobs.js';
+import { defineJob, enqueueJobs, type JobContext, type JobRequest } from '../platform/jobs.js';
 import { moveFunding } from '../usertasks/funding.js';
 import { runUnit } from '../work/runner.js';
 import type { UnitOfWork } from '../work/unit.js';
@@ -91,9 +91,8 @@ export function fundDisbursementJob(deps: { issuers: Issuers; visibilityTimeoutM
 }
 
 /**
- * A request for the funding job. A completion opens a new disbursement, which nothing else can be
- * funding yet, so it needs no dedupe key (one index entry less on the hot path); a card issued or
- * a retry asks with one, so a funding already queued or running is not queued twice.
+ * A request for the funding job of one disbursement. A card issued or a retry asks with a dedupe
+ * key, so a funding already queued or running is not queued twice.
  */
 export function fundRequest(disbursementId: string, options: { dedupe: boolean }): JobRequest {
   const payload: FundPayload = { disbursementId };
@@ -331,4 +330,43 @@ async function refusal(unit: UnitOfWork, id: string, action: string, from: strin
   const current = await readDisbursement(unit.tx, unit.organizationId, id);
   if (current === undefined) return fail('not_found', `No disbursement ${id}`);
   return fail('invalid_state', `Disbursement ${id} is ${current.status}; only a ${from} one can be ${action}`);
+}
+
+/**
+ * The sweep. A completion opens its disbursement `awaiting_card` when the participant has no card
+ * (read in the completion's batch), and issuing a card sends those disbursements to funding. A
+ * card issued while such a completion was committing can miss it; the sweep finds every
+ * disbursement still awaiting a card whose participant now has one, and funds it.
+ */
+export const awaitingCardSweepJobName = 'disbursements.awaiting_card_sweep';
+/** Disbursements one sweep run sends to funding. */
+export const awaitingCardSweepBatchSize = 1_000;
+
+export function awaitingCardSweepJob(deps: { sweepIntervalMs: number }) {
+  return defineJob<Record<string, never>>({
+    name: awaitingCardSweepJobName,
+    maxAttempts: 5,
+    backoff: { baseMs: 1_000, maxMs: 60_000 },
+    visibilityTimeoutMs: 5 * 60 * 1000,
+    recurring: { intervalMs: deps.sweepIntervalMs, payload: {} },
+    run: async (context) => {
+      const found = await context.db
+        .selectFrom('disbursements as d')
+        .innerJoin('cards as c', (join) =>
+          join
+            .onRef('c.organization_id', '=', 'd.organization_id')
+            .onRef('c.user_id', '=', 'd.user_id')
+            .on('c.status', '<>', 'closed'),
+        )
+        .select(['d.organization_id', 'd.id'])
+        .where('d.status', '=', 'awaiting_card')
+        .limit(awaitingCardSweepBatchSize)
+        .execute();
+      await enqueueJobs(
+        context.db,
+        found.map((row) => ({ ...fundRequest(row.id, { dedupe: true }), organizationId: row.organization_id })),
+        context.now,
+      );
+    },
+  });
 }

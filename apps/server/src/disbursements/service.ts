@@ -41,11 +41,15 @@ export interface OpenDisbursement {
   programId: string;
   userId: string;
   amountCents: bigint;
+  /** Whether the participant has a card to fund; without one the disbursement waits for it. */
+  hasCard: boolean;
 }
 
 /**
  * Opens the disbursement of a verified milestone in the unit that completes it. Nothing in the unit
  * reads it back, so its row goes out with the unit's events (for a batch, one INSERT for all).
+ * With a card to pay, its funding job is enqueued with it; without one it waits in
+ * `awaiting_card`, and issuing the card (or the sweep) sends it to funding.
  */
 export function openDisbursement(unit: UnitOfWork, input: OpenDisbursement): Disbursement {
   const disbursement: Disbursement = {
@@ -54,7 +58,7 @@ export function openDisbursement(unit: UnitOfWork, input: OpenDisbursement): Dis
     programId: input.programId,
     userId: input.userId,
     amountCents: input.amountCents,
-    status: 'pending',
+    status: input.hasCard ? 'pending' : 'awaiting_card',
     failureReason: null,
     failureCode: null,
     attempt: 1,
@@ -78,6 +82,6 @@ export function openDisbursement(unit: UnitOfWork, input: OpenDisbursement): Dis
     updated_at: disbursement.updatedAt,
   });
   unit.emit('disbursement.created', presentDisbursement(disbursement));
-  unit.enqueue(fundRequest(disbursement.id, { dedupe: false }));
+  if (input.hasCard) unit.enqueue(fundRequest(disbursement.id, { dedupe: false }));
   return disbursement;
 }

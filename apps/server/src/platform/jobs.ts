@@ -201,7 +201,15 @@ function nextOccurrence(definition: AnyJobDefinition, runAt: Date): JobRequest |
  * Enqueues jobs in the caller's transaction with one multi-row INSERT: they exist if and only if
  * the caller commits. A job whose dedupe key is already queued or running is skipped.
  */
-export async function enqueueJobs(tx: Db, jobs: readonly JobRequest[], now: Date): Promise<void> {
+export async function enqueueJobs(tx: Db, requested: readonly JobRequest[], now: Date): Promise<void> {
+  // Requests that share a dedupe key (the units of one batch asking for the same sweep) become one.
+  const seen = new Set<string>();
+  const jobs = requested.filter((job) => {
+    if (job.dedupeKey === undefined) return true;
+    if (seen.has(job.dedupeKey)) return false;
+    seen.add(job.dedupeKey);
+    return true;
+  });
   if (jobs.length === 0) return;
   assert(jobs.length <= maxJobsPerEnqueue, `enqueueing ${jobs.length} jobs at once (limit ${maxJobsPerEnqueue})`);
   const rows = jobs.map((job) => {

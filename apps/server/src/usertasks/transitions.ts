@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { participantsWithCards } from '../cards/service.js';
 import { openDisbursement } from '../disbursements/service.js';
 import type { LedgerOperation, LedgerRejection, LedgerResult } from '../ledger/ledger.js';
 import { assert, type Failure, fail, ok, type Result } from '../platform/errors.js';
@@ -278,6 +279,12 @@ export async function completeEach(
     inputs.filter((input) => !movedById.has(input.id)).map((input) => input.id),
   );
 
+  // Whose cards exist decides, per disbursement, between funding now and waiting for a card.
+  const withCards = await participantsWithCards(
+    tx,
+    organizationId,
+    moved.rows.map((row) => row.user_id),
+  );
   const answers: Answer<UserTask>[] = [];
   inputs.forEach((input, index) => {
     const unit = units[index];
@@ -297,6 +304,7 @@ export async function completeEach(
       programId: row.program_id,
       userId: row.user_id,
       amountCents,
+      hasCard: withCards.has(row.user_id),
     });
     answers.push(ok(userTaskOf({ ...row, disbursement_id: disbursementId })));
   });

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { cardControlJobs } from '../cards/controls.js';
 import { followApplicationJob } from '../cards/jobs.js';
 import type { Issuers } from '../configurations/service.js';
-import { fundDisbursementJob } from '../disbursements/funding.js';
+import { awaitingCardSweepJob, fundDisbursementJob } from '../disbursements/funding.js';
 import type { Db } from '../platform/db.js';
 import { type AnyJobDefinition, defineJob, deleteSucceededJobs, type JobCatalog } from '../platform/jobs.js';
 import { releaseOpenJob } from '../programs/service.js';
@@ -111,6 +111,7 @@ export function jobCatalog(options: {
               ? {}
               : { visibilityTimeoutMs: options.fundingVisibilityTimeoutMs }),
           }),
+          awaitingCardSweepJob({ sweepIntervalMs: options.sweepIntervalMs }),
           followApplicationJob({ issuers: options.issuers }),
           ...cardControlJobs({ issuers: options.issuers }),
         ];
