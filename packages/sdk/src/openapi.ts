@@ -1863,10 +1863,10 @@ export interface operations {
                          */
                         environment: "sandbox" | "test" | "live";
                         /**
-                         * @description Highnote API key (sk_test_… or sk_live_…); required outside sandbox.
+                         * @description Highnote API key (sk_test_… or sk_live_…; a sandbox takes any).
                          * @example sk_test_5fQ2example
                          */
-                        apiKey?: string;
+                        apiKey: string;
                         /**
                          * Format: uri
                          * @description Endpoint; defaults to Highnote’s for test and live, required for sandbox.

@@ -126,7 +126,10 @@ describe('configurations', () => {
     expect((await tranche.configurations.retrieve()).highnote.cardProductId).toBe(product.cardProductId);
 
     const error = await tranche.configurations
-      .update({ highnote: { environment: 'test', cardProductId: 'cp_9xWq7', fundingFinancialAccountId: 'fa_01' } })
+      // A caller without the types (plain JavaScript) can still leave the key out; the API refuses it.
+      .update({
+        highnote: { environment: 'test', cardProductId: 'cp_9xWq7', fundingFinancialAccountId: 'fa_01' },
+      } as unknown as Parameters<typeof tranche.configurations.update>[0])
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(TrancheError);
     expect(error).toMatchObject({ status: 400, code: 'validation_error', param: 'highnote.apiKey' });

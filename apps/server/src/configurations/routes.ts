@@ -66,14 +66,12 @@ export function configurationRoutes(app: App, deps: { db: Db; issuers: Issuers }
                   description: 'test or live Highnote, or sandbox (a Highnote sandbox at graphqlUrl).',
                   examples: ['test'],
                 }),
-                apiKey: Type.Optional(
-                  Type.String({
-                    minLength: 8,
-                    maxLength: 500,
-                    description: 'Highnote API key (sk_test_… or sk_live_…); required outside sandbox.',
-                    examples: ['sk_test_5fQ2example'],
-                  }),
-                ),
+                apiKey: Type.String({
+                  minLength: 8,
+                  maxLength: 500,
+                  description: 'Highnote API key (sk_test_… or sk_live_…; a sandbox takes any).',
+                  examples: ['sk_test_5fQ2example'],
+                }),
                 graphqlUrl: Type.Optional(
                   Type.String({
                     format: 'uri',
@@ -110,15 +108,9 @@ export function configurationRoutes(app: App, deps: { db: Db; issuers: Issuers }
       if (graphqlUrl === undefined) {
         throw new ApiError('validation_error', 'graphqlUrl is required for a sandbox', 'highnote.graphqlUrl');
       }
-      if (input.environment !== 'sandbox' && input.apiKey === undefined) {
-        throw new ApiError('validation_error', `apiKey is required for ${input.environment}`, 'highnote.apiKey');
-      }
-      let sealed: string | null = null;
-      if (input.apiKey !== undefined) {
-        const result = issuers.seal(input.apiKey);
-        if (!result.ok) throw ApiError.of(result.failure);
-        sealed = result.value;
-      }
+      const result = issuers.seal(input.apiKey);
+      if (!result.ok) throw ApiError.of(result.failure);
+      const sealed = result.value;
       // Checked before anything is written: the key opens the endpoint and reads the funding account.
       const connection = issuers.connectionOf({ graphqlUrl, apiKeyCiphertext: sealed });
       if (!connection.ok) throw ApiError.of(connection.failure);
@@ -148,7 +140,7 @@ export function configurationRoutes(app: App, deps: { db: Db; issuers: Issuers }
           environment: input.environment,
           graphqlUrl,
           apiKeyCiphertext: sealed,
-          apiKeyLast4: input.apiKey === undefined ? null : input.apiKey.slice(-4),
+          apiKeyLast4: input.apiKey.slice(-4),
           cardProductId: input.cardProductId,
           fundingFinancialAccountId: input.fundingFinancialAccountId,
         });

@@ -96,6 +96,11 @@ export class Issuers {
       return fail('invalid_state', 'Highnote is not configured for this organization: PUT /v1/configurations first');
     }
     if (!configuration.ok) return configuration;
+    // A configuration Tranche provisioned itself (no key of its own) follows the local sandbox to
+    // wherever it listens now, so a restart on other ports keeps working.
+    if (configuration.value.apiKeyCiphertext === null && this.setup.sandboxUrl !== undefined) {
+      configuration.value.graphqlUrl = `${this.setup.sandboxUrl}/graphql`;
+    }
     const connection = this.connectionOf(configuration.value);
     if (!connection.ok) return connection;
     return ok({
