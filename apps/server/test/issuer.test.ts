@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
 import type { IssuerConnection } from '../src/issuer/graphql.js';
 import { centsOf, type HighnoteAdapter, highnoteAdapter } from '../src/issuer/highnote.js';
+import { sandboxCardholder } from './sandbox-cardholder.js';
 
 // The Highnote adapter over real HTTP against the local sandbox: no fetch stubs. Faults are the
 // sandbox's own (`/_sandbox/faults`): a 500, a lost answer, a user error, a hang.
@@ -39,24 +40,6 @@ async function control(path: string, body: unknown): Promise<Record<string, unkn
   return (await response.json()) as Record<string, unknown>;
 }
 
-/** A raw GraphQL call, for the setup the adapter does not cover yet (onboarding a cardholder). */
-// biome-ignore lint/suspicious/noExplicitAny: setup reads the fields it selected
-async function graphql(query: string, variables: Record<string, unknown>): Promise<any> {
-  const response = await fetch(sandbox.graphqlUrl, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      authorization: `Basic ${Buffer.from(`${apiKey}:`).toString('base64')}`,
-    },
-    body: JSON.stringify({ query, variables }),
-  });
-  expect(response.status).toBe(200);
-  // biome-ignore lint/suspicious/noExplicitAny: setup reads the fields it selected
-  const body = (await response.json()) as { data: any; errors?: unknown };
-  expect(body.errors).toBeUndefined();
-  return body.data;
-}
-
 async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
   const deadline = Date.now() + pollDeadlineMs;
   for (;;) {
@@ -69,68 +52,7 @@ async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Pr
 
 /** A product funding account with `depositCents` in it, and an approved cardholder's financial account. */
 async function fundedAccounts(): Promise<{ funding: string; card: string }> {
-  const seeded = await control('/_sandbox/card-products', { cardProductId });
-  const funding = seeded.fundingFinancialAccountId as string;
-  await graphql(`mutation ($input: SimulateDepositInput!) { simulateDeposit(input: $input) { __typename } }`, {
-    input: { toFinancialAccountId: funding, source: 'WIRE', amount: { value: depositCents, currencyCode: 'USD' } },
-  });
-  const holder = await graphql(
-    `mutation ($input: CreateUSPersonAccountHolderInput!) {
-      createUSPersonAccountHolder(input: $input) { __typename ... on USPersonAccountHolder { id } }
-    }`,
-    {
-      input: {
-        personAccountHolder: {
-          name: { givenName: 'Grace', familyName: 'Hopper' },
-          email: 'grace@example.com',
-          dateOfBirth: '1985-12-09',
-          billingAddress: {
-            streetAddress: '1 Main St',
-            postalCode: '10001',
-            region: 'NY',
-            locality: 'New York',
-            countryCodeAlpha3: 'USA',
-          },
-        },
-      },
-    },
-  );
-  const accountHolderId = holder.createUSPersonAccountHolder.id;
-  const application = await graphql(
-    `mutation ($input: CreateAccountHolderCardProductApplicationInput!) {
-      createAccountHolderCardProductApplication(input: $input) {
-        __typename ... on AccountHolderCardProductApplication { id }
-      }
-    }`,
-    {
-      input: {
-        accountHolderId,
-        cardProductId,
-        cardHolderAgreementConsent: {
-          primaryAuthorizedPersonId: accountHolderId,
-          consentTimestamp: new Date().toISOString(),
-        },
-      },
-    },
-  );
-  const applicationId = application.createAccountHolderCardProductApplication.id;
-  await until(
-    async () =>
-      (
-        await graphql(
-          `query ($id: ID!) { node(id: $id) { ... on AccountHolderCardProductApplication { applicationState { status } } } }`,
-          { id: applicationId },
-        )
-      ).node.applicationState.status,
-    (status) => status === 'APPROVED',
-  );
-  const account = await graphql(
-    `mutation ($input: IssueFinancialAccountForApplicationInput!) {
-      issueFinancialAccountForApplication(input: $input) { __typename ... on FinancialAccount { id } }
-    }`,
-    { input: { applicationId, name: 'Grace', idempotencyKey: randomUUID() } },
-  );
-  return { funding, card: account.issueFinancialAccountForApplication.id };
+  return sandboxCardholder(sandbox.url, adapter, { cardProductId, depositCents: BigInt(depositCents) });
 }
 
 async function settledTransfer(id: string) {

@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
 import type { IssuerConnection } from '../src/issuer/graphql.js';
+import { highnoteAdapter } from '../src/issuer/highnote.js';
 import {
   type AttachedRule,
   attachedRulesOf,
@@ -24,6 +25,7 @@ import {
   spendControlsToStorage,
 } from '../src/programs/spend-controls.js';
 import { countRows, newOrganization, startTestServer, type TestServer } from './harness.js';
+import { sandboxCardholder } from './sandbox-cardholder.js';
 
 // A program's spend controls: parsing and its refusals, the most restrictive combination over a
 // card's programs, the translation to Highnote rules, the program routes that carry them, and the
@@ -500,107 +502,27 @@ async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Pr
 
 /** An approved cardholder's active virtual card, with `cardBalanceCents` on its account. */
 async function fundedCard(): Promise<string> {
-  const seeded = await control('/_sandbox/card-products', { cardProductId });
-  const funding = seeded.fundingFinancialAccountId as string;
-  await graphql(`mutation ($input: SimulateDepositInput!) { simulateDeposit(input: $input) { __typename } }`, {
-    input: { toFinancialAccountId: funding, source: 'WIRE', amount: { value: depositCents, currencyCode: 'USD' } },
+  const adapter = highnoteAdapter(connection);
+  const { funding, card, paymentCardId } = await sandboxCardholder(sandbox.url, adapter, {
+    cardProductId,
+    depositCents: BigInt(depositCents),
+    withCard: true,
   });
-  const holder = await graphql(
-    `mutation ($input: CreateUSPersonAccountHolderInput!) {
-      createUSPersonAccountHolder(input: $input) { __typename ... on USPersonAccountHolder { id } }
-    }`,
-    {
-      input: {
-        personAccountHolder: {
-          name: { givenName: 'Grace', familyName: 'Hopper' },
-          email: 'grace@example.com',
-          dateOfBirth: '1985-12-09',
-          billingAddress: {
-            streetAddress: '1 Main St',
-            postalCode: '10001',
-            region: 'NY',
-            locality: 'New York',
-            countryCodeAlpha3: 'USA',
-          },
-        },
-      },
-    },
-  );
-  const accountHolderId = holder.createUSPersonAccountHolder.id;
-  const application = await graphql(
-    `mutation ($input: CreateAccountHolderCardProductApplicationInput!) {
-      createAccountHolderCardProductApplication(input: $input) {
-        __typename ... on AccountHolderCardProductApplication { id }
-      }
-    }`,
-    {
-      input: {
-        accountHolderId,
-        cardProductId,
-        cardHolderAgreementConsent: {
-          primaryAuthorizedPersonId: accountHolderId,
-          consentTimestamp: new Date().toISOString(),
-        },
-      },
-    },
-  );
-  const applicationId = application.createAccountHolderCardProductApplication.id;
+  const started = await adapter.fundCard({
+    fromFinancialAccountId: funding,
+    toFinancialAccountId: card,
+    amountCents: BigInt(cardBalanceCents),
+    idempotencyKey: randomUUID(),
+  });
+  if (!started.ok || paymentCardId === null) throw new Error('the card could not be funded');
   await until(
-    async () =>
-      (
-        await graphql(
-          `query ($id: ID!) { node(id: $id) { ... on AccountHolderCardProductApplication { applicationState { status } } } }`,
-          { id: applicationId },
-        )
-      ).node.applicationState.status,
-    (status) => status === 'APPROVED',
-  );
-  const account = await graphql(
-    `mutation ($input: IssueFinancialAccountForApplicationInput!) {
-      issueFinancialAccountForApplication(input: $input) { __typename ... on FinancialAccount { id } }
-    }`,
-    { input: { applicationId, name: 'Grace', idempotencyKey: randomUUID() } },
-  );
-  const financialAccountId = account.issueFinancialAccountForApplication.id;
-  const card = await graphql(
-    `mutation ($input: IssuePaymentCardForFinancialAccountInput!) {
-      issuePaymentCardForFinancialAccount(input: $input) { __typename ... on PaymentCard { id status } }
-    }`,
-    {
-      input: {
-        financialAccountId,
-        options: { expirationDate: '2031-01-01T23:59:59Z', activateOnCreate: true },
-        idempotencyKey: randomUUID(),
-      },
+    async () => {
+      const read = await adapter.transfer(started.value.id);
+      return read.ok ? read.value.status : 'UNREAD';
     },
-  );
-  expect(card.issuePaymentCardForFinancialAccount).toMatchObject({ __typename: 'PaymentCard', status: 'ACTIVE' });
-  const transfer = await graphql(
-    `mutation ($input: InitiateTransferFromFundingFinancialAccountToPaymentCardFinancialAccountInput!) {
-      initiateTransferFromFundingFinancialAccountToPaymentCardFinancialAccount(input: $input) {
-        __typename ... on InterFinancialAccountTransfer { id }
-      }
-    }`,
-    {
-      input: {
-        fromFinancialAccountId: funding,
-        toFinancialAccountId: financialAccountId,
-        amount: { value: cardBalanceCents, currencyCode: 'USD' },
-        idempotencyKey: randomUUID(),
-      },
-    },
-  );
-  const transferId = transfer.initiateTransferFromFundingFinancialAccountToPaymentCardFinancialAccount.id;
-  await until(
-    async () =>
-      (
-        await graphql(`query ($id: ID!) { node(id: $id) { ... on InterFinancialAccountTransfer { status } } }`, {
-          id: transferId,
-        })
-      ).node.status,
     (status) => status === 'COMPLETED',
   );
-  return card.issuePaymentCardForFinancialAccount.id;
+  return paymentCardId;
 }
 
 interface Purchase {
