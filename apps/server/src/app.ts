@@ -35,6 +35,16 @@ export const apiVersion = '2026-11-25';
  */
 const drainIdleSweepIntervalMs = 100;
 
+/**
+ * Fields no log line may carry, wherever a future log call would put them: an SSN passes through
+ * to Highnote only, and API keys are secrets. Nothing logs request bodies today; this holds if
+ * something does.
+ */
+export const secretLogPaths = {
+  paths: ['ssn', '*.ssn', '*.*.ssn', 'apiKey', '*.apiKey', '*.*.apiKey', 'req.headers.authorization'],
+  censor: '[redacted]',
+};
+
 /** Builds the HTTP application on an open database; the caller listens and closes. */
 export async function buildApp(
   config: Pick<Config, 'adminToken' | 'logLevel'>,
@@ -48,7 +58,7 @@ export async function buildApp(
   } = {},
 ): Promise<App> {
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel },
+    logger: options.logger ?? { level: config.logLevel, redact: secretLogPaths },
     // Graceful close: stop listening, close idle keep-alive connections, let requests in flight
     // finish. A request that still arrives on an open connection is served (with
     // `Connection: close`) rather than answered with Fastify's own 503, whose body is not our

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
+import { secretLogPaths } from '../src/app.js';
 import { highnoteAdapter } from '../src/issuer/highnote.js';
 import { type Client, newOrganization, startTestServer, type TestServer } from './harness.js';
 
@@ -291,7 +292,12 @@ describe('cards and funding through the sandbox', () => {
       formFactor: 'physical',
       physicalOrder: { status: 'NEW', shippingMethod: 'USPS_EXPRESS' },
     });
-    expect((await call('POST', `/v1/cards/${card.id}/close`)).body.status).toBe('closed');
+    // Highnote closes the card but its answer is lost; the retry is refused (already closed), and
+    // the card read back answers for it.
+    await control('/_sandbox/faults', { operation: 'closePaymentCard', mode: 'lost_response', count: 1 });
+    const closed = await call('POST', `/v1/cards/${card.id}/close`);
+    expect(closed.status).toBe(200);
+    expect(closed.body.status).toBe('closed');
     const closedAgain = await call('POST', `/v1/cards/${card.id}/close`);
     expect(closedAgain.status).toBe(409);
   });
@@ -356,6 +362,30 @@ describe('cards and funding through the sandbox', () => {
       'the card to follow the new controls',
     );
     expect(await authorize(250)).not.toMatch(/^APPROVED/);
+  });
+
+  it('keeps the SSN out of every log line, even at trace level and on a failure', async () => {
+    const lines: string[] = [];
+    const logged = await startTestServer({
+      sandbox,
+      worker: false,
+      logger: {
+        level: 'trace',
+        redact: secretLogPaths,
+        stream: { write: (line: string) => void lines.push(line) },
+      },
+    });
+    try {
+      const { call } = await newOrganization(logged);
+      const created = await call('POST', '/v1/users', person(), { 'Idempotency-Key': 'ssn-log' });
+      expect(created.status).toBe(201);
+      const refused = await call('POST', '/v1/users', person({ address: { line1: 'x' } }));
+      expect(refused.status).toBe(400);
+      expect(lines.length).toBeGreaterThan(4);
+      expect(lines.join('')).not.toContain('6789');
+    } finally {
+      await logged.close();
+    }
   });
 
   it('refuses person details without what Highnote needs, and an SSN with nothing to create', async () => {

@@ -72,6 +72,8 @@ export async function startTestServer(
     sandbox?: { url: string };
     /** With a sandbox, whether to run the worker in this process too (yes by default). */
     worker?: boolean;
+    /** The server's log (none by default). */
+    logger?: NonNullable<Parameters<typeof buildApp>[2]>['logger'];
     fundingVisibilityTimeoutMs?: number;
   } = {},
 ): Promise<TestServer> {
@@ -89,7 +91,10 @@ export async function startTestServer(
     encryptionKey: testEncryptionKey,
     limits: { requestTimeoutMs: 2_000, retryBaseDelayMs: 10, retryMaxDelayMs: 100 },
   });
-  const app = await buildApp({ adminToken, logLevel: 'silent' }, database, { logger: false, issuers });
+  const app = await buildApp({ adminToken, logLevel: 'silent' }, database, {
+    logger: options.logger ?? false,
+    issuers,
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const worker =
     options.sandbox === undefined || options.worker === false

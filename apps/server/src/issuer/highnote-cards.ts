@@ -129,6 +129,8 @@ export const shippingMethods = [
 ] as const;
 export type ShippingMethod = (typeof shippingMethods)[number];
 
+const targetStatus = { activate: 'ACTIVE', suspend: 'SUSPENDED', close: 'CLOSED' } as const;
+
 /** Longest line Highnote embosses on a physical card (its schema's limit for `textLines`). */
 export const maxEmbossedLineLength = 23;
 
@@ -136,6 +138,15 @@ export const maxEmbossedLineLength = 23;
 export const cardValidityYears = 3;
 
 export function highnoteCards(connection: IssuerConnection) {
+  const readCard = async (id: string): Promise<IssuerResult<IssuerCard>> => {
+    const result = await callIssuer<CardPayload>(connection, {
+      field: 'node',
+      document: `query Card($id: ID!) { node(id: $id) { ... on PaymentCard { ${cardFields} } } }`,
+      variables: { id },
+      retryable: true,
+    });
+    return mapped(result, cardOf);
+  };
   return {
     /** Creates a US person account holder. No idempotency key exists: sent once. */
     async createPersonAccountHolder(person: PersonDetails): Promise<IssuerResult<{ id: string }>> {
@@ -309,15 +320,7 @@ export function highnoteCards(connection: IssuerConnection) {
       return mapped(result, (order) => ({ id: order.id, status: order.orderState.status }));
     },
 
-    async card(id: string): Promise<IssuerResult<IssuerCard>> {
-      const result = await callIssuer<CardPayload>(connection, {
-        field: 'node',
-        document: `query Card($id: ID!) { node(id: $id) { ... on PaymentCard { ${cardFields} } } }`,
-        variables: { id },
-        retryable: true,
-      });
-      return mapped(result, cardOf);
-    },
+    card: readCard,
 
     /**
      * Activates (also lifts a suspension), suspends or closes a card. No idempotency key exists,
@@ -340,6 +343,12 @@ export function highnoteCards(connection: IssuerConnection) {
         variables: { input: { paymentCardId } },
         retryable: true,
       });
+      if (!result.ok && result.failure.kind === 'rejected') {
+        // A retry after a lost answer finds the card already moved, and Highnote refuses the
+        // repeat: a card already where it was asked to go is the answer, not an error.
+        const current = await readCard(paymentCardId);
+        if (current.ok && current.value.status === targetStatus[action]) return current;
+      }
       return mapped(result, cardOf);
     },
 
