@@ -10,6 +10,7 @@ import { disbursementRoutes } from './disbursements/routes.js';
 import { enrollmentRoutes } from './enrollments/routes.js';
 import { eventRoutes } from './events/routes.js';
 import { jobRoutes } from './jobs/routes.js';
+import { notificationRoutes } from './notifications/routes.js';
 import { organizationRoutes } from './organizations/routes.js';
 import type { DatabaseHandle } from './platform/db.js';
 import { type App, installAuth, installErrorHandling, installValidation, maxBodyBytes } from './platform/http.js';
@@ -24,6 +25,7 @@ import { programRoutes } from './programs/routes.js';
 import { taskRoutes } from './tasks/routes.js';
 import { userRoutes } from './users/routes.js';
 import { userTaskRoutes } from './usertasks/routes.js';
+import { webhookEndpointRoutes } from './webhooks/routes.js';
 
 export const apiVersion = '2026-11-25';
 
@@ -55,6 +57,8 @@ export async function buildApp(
     readJobQueue?: ReadJobQueue;
     /** Where organizations reach Highnote; shared with the worker's jobs. */
     issuers?: Issuers;
+    /** Seals partner webhook secrets (TRANCHE_ENCRYPTION_KEY); without it endpoints cannot be created. */
+    encryptionKey?: Buffer;
   } = {},
 ): Promise<App> {
   const app = Fastify({
@@ -115,6 +119,8 @@ export async function buildApp(
   cardRoutes(app, { db, issuers });
   eventRoutes(app, { db });
   jobRoutes(app, { db });
+  notificationRoutes(app, { db, issuers });
+  webhookEndpointRoutes(app, { db, encryptionKey: options.encryptionKey });
   await app.ready();
   return app;
 }

@@ -37,6 +37,8 @@ export interface Config {
   sandboxUrl: string | undefined;
   /** How long a funding job's lease lasts: how soon another worker takes over from a dead one. */
   fundingLeaseMs: number;
+  /** Where Highnote reaches this service: notifications are registered at `<publicUrl>/v1/webhooks`. */
+  publicUrl: string;
 }
 
 export class ConfigError extends Error {}
@@ -85,9 +87,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     encryptionKey = parseEncryptionKey(embeddedSecret(dataDir, 'encryption-key', newEncryptionKey));
   }
   const port = parseInteger('PORT', env.PORT, defaultPort, 0, 65535);
+  const host = env.HOST?.trim() || defaultHost;
+  const publicUrl = (env.TRANCHE_PUBLIC_URL?.trim() || `http://${host}:${port}`).replace(/\/+$/, '');
+  if (!URL.canParse(publicUrl) || !/^https?:$/.test(new URL(publicUrl).protocol)) {
+    throw new ConfigError(`TRANCHE_PUBLIC_URL must be an http(s) URL, got "${publicUrl}"`);
+  }
   return {
     port,
-    host: env.HOST?.trim() || defaultHost,
+    host,
+    publicUrl,
     databaseUrl,
     dataDir,
     adminToken,

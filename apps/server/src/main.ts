@@ -58,14 +58,22 @@ async function main(role: string | undefined): Promise<void> {
       sandboxUrl = `http://${config.host}:${config.sandboxPort}`;
     }
   }
-  const issuers = new Issuers(database.db, { sandboxUrl, encryptionKey: config.encryptionKey });
-  const app = await buildApp(config, database, { issuers });
+  const issuers = new Issuers(database.db, {
+    sandboxUrl,
+    encryptionKey: config.encryptionKey,
+    publicUrl: config.publicUrl,
+  });
+  const app = await buildApp(config, database, {
+    issuers,
+    ...(config.encryptionKey === undefined ? {} : { encryptionKey: config.encryptionKey }),
+  });
   // A worker-only process has no listening socket; its timer is what keeps it alive.
   const worker: Worker = startWorker(database.db, {
     catalog: jobCatalog({
       sweepIntervalMs: config.sweepIntervalMs,
       issuers,
       fundingVisibilityTimeoutMs: config.fundingLeaseMs,
+      ...(config.encryptionKey === undefined ? {} : { webhooks: { encryptionKey: config.encryptionKey } }),
     }),
     log: app.log,
     pollIntervalMs: config.workerPollIntervalMs,

@@ -23,6 +23,7 @@ let ids: {
   eventId: string;
   applicationId: string;
   cardId: string;
+  webhookEndpointId: string;
 };
 
 beforeAll(async () => {
@@ -53,6 +54,9 @@ beforeAll(async () => {
   ids = {
     applicationId: application.body.id,
     cardId: card.body.id,
+    webhookEndpointId: (
+      await org.call('POST', '/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hooks', eventTypes: ['*'] })
+    ).body.id,
     programId,
     userId,
     taskId: task.body.id,
@@ -70,6 +74,9 @@ afterAll(async () => {
 /** Every organization route, with a body that would be valid for the owner. */
 function routes(): [string, string, unknown][] {
   const { programId, userId, taskId, userTaskId, disbursementId, eventId, applicationId, cardId } = ids;
+  const endpointId = ids.webhookEndpointId;
+  // No delivery exists (no worker delivers here): a well-formed id is enough for 401 and 404.
+  const deliveryId = 'whd_01jd8n3q7v0c4x2m5k9e6t1hzr';
   return [
     ['POST', '/v1/programs', { name: 'x', totalAwardPool: 1, maxParticipants: 1 }],
     ['GET', '/v1/programs', undefined],
@@ -126,6 +133,14 @@ function routes(): [string, string, unknown][] {
     ['POST', `/v1/cards/${cardId}/suspend`, undefined],
     ['POST', `/v1/cards/${cardId}/activate`, undefined],
     ['POST', `/v1/cards/${cardId}/close`, undefined],
+    ['POST', '/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/hooks', eventTypes: ['*'] }],
+    ['GET', '/v1/webhook-endpoints', undefined],
+    ['GET', `/v1/webhook-endpoints/${endpointId}`, undefined],
+    ['PATCH', `/v1/webhook-endpoints/${endpointId}`, { status: 'disabled' }],
+    ['DELETE', `/v1/webhook-endpoints/${endpointId}`, undefined],
+    ['POST', `/v1/webhook-endpoints/${endpointId}/rotate-secret`, undefined],
+    ['GET', `/v1/webhook-endpoints/${endpointId}/deliveries`, undefined],
+    ['POST', `/v1/webhook-endpoints/${endpointId}/deliveries/${deliveryId}/redeliver`, undefined],
   ];
 }
 
@@ -157,7 +172,7 @@ describe('security matrix', () => {
   it("another tenant's objects are 404 on every route that names one, and nothing moves", async () => {
     const before = await ledgerSnapshot();
     for (const [method, path, body] of routes()) {
-      const namesOne = /(prg|usr|tsk|ut|dsb|evt|app|card)_/;
+      const namesOne = /(prg|usr|tsk|ut|dsb|evt|app|card|whe|whd)_/;
       if (!namesOne.test(path) && !(body && namesOne.test(JSON.stringify(body)))) continue;
       const response = await other.call(method, path, body);
       expect(response.status, `${method} ${path}`).toBe(404);
@@ -177,7 +192,7 @@ describe('security matrix', () => {
       }
     }
     const tested = routes().map(
-      ([method, path]) => `${method} ${path.replace(/\/(prg|usr|tsk|ut|dsb|evt|app|card)_[0-9a-z]+/g, '/{}')}`,
+      ([method, path]) => `${method} ${path.replace(/\/(prg|usr|tsk|ut|dsb|evt|app|card|whe|whd)_[0-9a-z]+/g, '/{}')}`,
     );
     expect(tested.sort()).toEqual(documented.sort());
   });

@@ -75,6 +75,11 @@ export async function startTestServer(
     /** The server's log (none by default). */
     logger?: NonNullable<Parameters<typeof buildApp>[2]>['logger'];
     fundingVisibilityTimeoutMs?: number;
+    /**
+     * Runs partner webhook delivery in the worker (without a sandbox too), with a shorter
+     * schedule so that retries happen within a test.
+     */
+    webhooks?: { retryDelaysMs?: readonly number[]; fanOutIntervalMs?: number; requestTimeoutMs?: number };
   } = {},
 ): Promise<TestServer> {
   let databaseUrl = options.databaseUrl;
@@ -94,18 +99,25 @@ export async function startTestServer(
   const app = await buildApp({ adminToken, logLevel: 'silent' }, database, {
     logger: options.logger ?? false,
     issuers,
+    encryptionKey: testEncryptionKey,
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
+  // Highnote's notifications come to this server's own URL, known once it listens.
+  const listening = app.server.address();
+  if (listening !== null && typeof listening !== 'string') issuers.usePublicUrl(`http://127.0.0.1:${listening.port}`);
   const worker =
-    options.sandbox === undefined || options.worker === false
+    (options.sandbox === undefined && options.webhooks === undefined) || options.worker === false
       ? undefined
       : startWorker(database.db, {
           catalog: jobCatalog({
             sweepIntervalMs: 60_000,
-            issuers,
+            ...(options.sandbox === undefined ? {} : { issuers }),
             ...(options.fundingVisibilityTimeoutMs === undefined
               ? {}
               : { fundingVisibilityTimeoutMs: options.fundingVisibilityTimeoutMs }),
+            ...(options.webhooks === undefined
+              ? {}
+              : { webhooks: { encryptionKey: testEncryptionKey, fanOutIntervalMs: 50, ...options.webhooks } }),
           }),
           log: silentLog,
           pollIntervalMs: 20,

@@ -6,6 +6,7 @@
  * out, met a request still running under its key, was rate limited or got a 5xx is sent again
  * with the same key, so repeating it never moves money twice.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { components, operations } from './openapi.js';
 
 /** This package's version, sent in the `User-Agent` header. */
@@ -48,6 +49,12 @@ export type Application = Schemas['Application'];
 export type Card = Schemas['Card'];
 /** Something that happened, with the resource as the API presented it right after. */
 export type Event = Schemas['Event'];
+/** A partner webhook endpoint: URL, event types, status; its secret is shown only on create and rotate. */
+export type WebhookEndpoint = Schemas['WebhookEndpoint'];
+/** A webhook endpoint with its new signing secret, as create and rotate-secret answer. */
+export type WebhookEndpointWithSecret = Schemas['WebhookEndpointWithSecret'];
+/** One event's delivery to one endpoint: attempts, last status code, error. */
+export type WebhookDelivery = Schemas['WebhookDelivery'];
 /** The error envelope every failed request answers with. */
 export type ErrorBody = Schemas['Error'];
 /** The closed list of error codes the API answers with. */
@@ -99,6 +106,12 @@ export type CardListParams = QueryOf<operations['listCards']>;
 export type CardList = ResultOf<operations['listCards']>;
 export type EventListParams = QueryOf<operations['listEvents']>;
 export type EventList = ResultOf<operations['listEvents']>;
+export type WebhookEndpointCreateParams = BodyOf<operations['createWebhookEndpoint']>;
+export type WebhookEndpointListParams = QueryOf<operations['listWebhookEndpoints']>;
+export type WebhookEndpointList = ResultOf<operations['listWebhookEndpoints']>;
+export type WebhookEndpointUpdateParams = BodyOf<operations['updateWebhookEndpoint']>;
+export type WebhookDeliveryListParams = QueryOf<operations['listWebhookDeliveries']>;
+export type WebhookDeliveryList = ResultOf<operations['listWebhookDeliveries']>;
 
 type TaskAssignmentPath = operations['assignTask']['parameters']['path'];
 
@@ -1413,6 +1426,289 @@ export class Events {
   }
 }
 
+/** Where your events are delivered: partner webhook endpoints and their delivery logs. */
+export class WebhookEndpoints {
+  readonly #transport: Transport;
+
+  /**
+   * Reached through a client; not built directly.
+   *
+   * @example
+   * ```ts
+   * const endpoints = new Tranche({ apiKey: 'sk_test', baseUrl: 'http://127.0.0.1:3000' }).webhookEndpoints;
+   * ```
+   */
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * Creates an endpoint; keep the `secret` of the answer, it is not shown again.
+   *
+   * @example
+   * ```ts
+   * const { id, secret } = await tranche.webhookEndpoints.create({
+   *   url: 'https://partner.example.com/tranche/webhooks',
+   *   eventTypes: ['usertask.completed', 'disbursement.settled'],
+   * });
+   * ```
+   */
+  async create(params: WebhookEndpointCreateParams, options?: RequestOptions): Promise<WebhookEndpointWithSecret> {
+    return this.#transport.send({ method: 'POST', path: '/v1/webhook-endpoints', body: params, options });
+  }
+
+  /**
+   * Lists endpoints, newest first, one page at a time.
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.webhookEndpoints.list({ limit: 10 });
+   * ```
+   */
+  async list(params: WebhookEndpointListParams = {}, options?: RequestOptions): Promise<WebhookEndpointList> {
+    return this.#transport.send({ method: 'GET', path: '/v1/webhook-endpoints', query: params, options });
+  }
+
+  /**
+   * Every endpoint, fetching pages as the loop goes.
+   *
+   * @example
+   * ```ts
+   * for await (const endpoint of tranche.webhookEndpoints.listAll()) console.log(endpoint.url, endpoint.status);
+   * ```
+   */
+  listAll(
+    params: WebhookEndpointListParams = {},
+    options: PaginationOptions = {},
+  ): AsyncGenerator<WebhookEndpoint, void, undefined> {
+    return paginate((page, pageOptions) => this.list(page, pageOptions), params, options);
+  }
+
+  /**
+   * Retrieves an endpoint (without its secret).
+   *
+   * @example
+   * ```ts
+   * const endpoint = await tranche.webhookEndpoints.retrieve('whe_123');
+   * ```
+   */
+  async retrieve(id: string, options?: RequestOptions): Promise<WebhookEndpoint> {
+    return this.#transport.send({ method: 'GET', path: `/v1/webhook-endpoints/${segment(id, 'id')}`, options });
+  }
+
+  /**
+   * Changes the URL, event types or description, or enables or disables the endpoint.
+   *
+   * @example
+   * ```ts
+   * await tranche.webhookEndpoints.update('whe_123', { status: 'enabled' });
+   * ```
+   */
+  async update(id: string, params: WebhookEndpointUpdateParams, options?: RequestOptions): Promise<WebhookEndpoint> {
+    return this.#transport.send({
+      method: 'PATCH',
+      path: `/v1/webhook-endpoints/${segment(id, 'id')}`,
+      body: params,
+      options,
+    });
+  }
+
+  /**
+   * Deletes an endpoint and its delivery log.
+   *
+   * @example
+   * ```ts
+   * await tranche.webhookEndpoints.delete('whe_123');
+   * ```
+   */
+  async delete(id: string, options?: RequestOptions): Promise<WebhookEndpoint> {
+    return this.#transport.send({ method: 'DELETE', path: `/v1/webhook-endpoints/${segment(id, 'id')}`, options });
+  }
+
+  /**
+   * A new signing secret, shown once; the previous one keeps signing beside it for 24 hours.
+   *
+   * @example
+   * ```ts
+   * const { secret } = await tranche.webhookEndpoints.rotateSecret('whe_123');
+   * ```
+   */
+  async rotateSecret(id: string, options?: RequestOptions): Promise<WebhookEndpointWithSecret> {
+    return this.#transport.send({
+      method: 'POST',
+      path: `/v1/webhook-endpoints/${segment(id, 'id')}/rotate-secret`,
+      options,
+    });
+  }
+
+  /**
+   * The endpoint's delivery log, newest first: attempts, last status code and error per event.
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.webhookEndpoints.listDeliveries('whe_123', { limit: 20 });
+   * ```
+   */
+  async listDeliveries(
+    id: string,
+    params: WebhookDeliveryListParams = {},
+    options?: RequestOptions,
+  ): Promise<WebhookDeliveryList> {
+    return this.#transport.send({
+      method: 'GET',
+      path: `/v1/webhook-endpoints/${segment(id, 'id')}/deliveries`,
+      query: params,
+      options,
+    });
+  }
+
+  /**
+   * Delivers a succeeded or failed delivery's event again, now, with the same `webhook-id`.
+   *
+   * @example
+   * ```ts
+   * await tranche.webhookEndpoints.redeliver('whe_123', 'whd_456');
+   * ```
+   */
+  async redeliver(id: string, deliveryId: string, options?: RequestOptions): Promise<WebhookDelivery> {
+    return this.#transport.send({
+      method: 'POST',
+      path: `/v1/webhook-endpoints/${segment(id, 'id')}/deliveries/${segment(deliveryId, 'deliveryId')}/redeliver`,
+      options,
+    });
+  }
+}
+
+/** How far a `webhook-timestamp` may be from the verifier's clock, either way (as Standard Webhooks' libraries). */
+export const webhookToleranceSeconds = 5 * 60;
+
+/** Why `webhooks.verify` refused a request. */
+export type WebhookVerificationReason =
+  | 'missing_headers'
+  | 'invalid_secret'
+  | 'invalid_timestamp'
+  | 'timestamp_too_old'
+  | 'timestamp_too_new'
+  | 'no_matching_signature'
+  | 'invalid_body';
+
+/**
+ * A webhook request that did not verify: answer it with 400 and do not act on it.
+ *
+ * @example
+ * ```ts
+ * const error = new WebhookVerificationError('no_matching_signature', 'No signature matches the secret');
+ * ```
+ */
+export class WebhookVerificationError extends Error {
+  override readonly name: string = 'WebhookVerificationError';
+
+  /**
+   * Thrown by `webhooks.verify`.
+   *
+   * @example
+   * ```ts
+   * const error = new WebhookVerificationError('timestamp_too_old', 'webhook-timestamp is too old');
+   * ```
+   */
+  constructor(
+    readonly reason: WebhookVerificationReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Request headers as Node (`IncomingHttpHeaders`) or fetch (`Headers`) give them. */
+export type WebhookHeaders = Headers | Readonly<Record<string, string | readonly string[] | undefined>>;
+
+function headerOf(headers: WebhookHeaders, name: string): string | undefined {
+  if (typeof (headers as Headers).get === 'function') return (headers as Headers).get(name) ?? undefined;
+  const record = headers as Readonly<Record<string, string | readonly string[] | undefined>>;
+  const key = Object.keys(record).find((candidate) => candidate.toLowerCase() === name);
+  const value = key === undefined ? undefined : record[key];
+  return Array.isArray(value) ? value[0] : (value as string | undefined);
+}
+
+/**
+ * Verifies a Tranche webhook per Standard Webhooks — the HMAC-SHA256 `v1` signature of
+ * `${webhook-id}.${webhook-timestamp}.${raw body}` under the endpoint's `whsec_` secret, compared in
+ * constant time against every signature the header lists, with the timestamp within 5 minutes of
+ * now — and returns the event. Pass the raw body exactly as received: re-serialized JSON does not
+ * verify. Dedupe on `webhook-id` (the event id): an event can arrive more than once.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http';
+ * createServer(async (request, response) => {
+ *   const chunks: Buffer[] = [];
+ *   for await (const chunk of request) chunks.push(chunk as Buffer);
+ *   try {
+ *     const event = webhooks.verify(Buffer.concat(chunks).toString('utf8'), request.headers, 'whsec_…');
+ *     console.log(event.type, event.data.object);
+ *     response.writeHead(204).end();
+ *   } catch (error) {
+ *     response.writeHead(error instanceof WebhookVerificationError ? 400 : 500).end();
+ *   }
+ * });
+ * ```
+ */
+function verifyWebhook(
+  rawBody: string | Uint8Array,
+  headers: WebhookHeaders,
+  secret: string,
+  options: { toleranceSeconds?: number; now?: Date } = {},
+): Event {
+  const id = headerOf(headers, 'webhook-id');
+  const timestamp = headerOf(headers, 'webhook-timestamp');
+  const signatures = headerOf(headers, 'webhook-signature');
+  if (id === undefined || timestamp === undefined || signatures === undefined) {
+    throw new WebhookVerificationError(
+      'missing_headers',
+      'webhook-id, webhook-timestamp and webhook-signature are required',
+    );
+  }
+  const encoded = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
+  const key = Buffer.from(encoded, 'base64');
+  if (key.length === 0) throw new WebhookVerificationError('invalid_secret', 'The secret is not whsec_ and base64');
+  if (!/^[0-9]{1,12}$/.test(timestamp)) {
+    throw new WebhookVerificationError('invalid_timestamp', 'webhook-timestamp is not Unix seconds');
+  }
+  const tolerance = options.toleranceSeconds ?? webhookToleranceSeconds;
+  const nowSeconds = Math.floor((options.now ?? new Date()).getTime() / 1000);
+  const sentSeconds = Number(timestamp);
+  if (sentSeconds < nowSeconds - tolerance) {
+    throw new WebhookVerificationError('timestamp_too_old', 'webhook-timestamp is older than the tolerance');
+  }
+  if (sentSeconds > nowSeconds + tolerance) {
+    throw new WebhookVerificationError('timestamp_too_new', 'webhook-timestamp is further ahead than the tolerance');
+  }
+  const body = typeof rawBody === 'string' ? rawBody : Buffer.from(rawBody).toString('utf8');
+  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest();
+  const matches = signatures.split(' ').some((entry) => {
+    const [version, signature] = entry.split(',', 2);
+    if (version !== 'v1' || signature === undefined) return false;
+    const given = Buffer.from(signature, 'base64');
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
+  if (!matches) throw new WebhookVerificationError('no_matching_signature', 'No signature matches the secret');
+  try {
+    return JSON.parse(body) as Event;
+  } catch {
+    throw new WebhookVerificationError('invalid_body', 'The body is not JSON');
+  }
+}
+
+/**
+ * Receiving Tranche's webhooks; standalone, no client needed.
+ *
+ * @example
+ * ```ts
+ * const event = webhooks.verify(rawBody, request.headers, process.env.TRANCHE_WEBHOOK_SECRET ?? '');
+ * ```
+ */
+export const webhooks = { verify: verifyWebhook } as const;
+
 /**
  * The Tranche API client.
  *
@@ -1437,6 +1733,7 @@ export class Tranche {
   readonly applications: Applications;
   readonly cards: Cards;
   readonly events: Events;
+  readonly webhookEndpoints: WebhookEndpoints;
   readonly #transport: Transport;
 
   /**
@@ -1463,6 +1760,7 @@ export class Tranche {
     this.applications = new Applications(this.#transport);
     this.cards = new Cards(this.#transport);
     this.events = new Events(this.#transport);
+    this.webhookEndpoints = new WebhookEndpoints(this.#transport);
   }
 
   /**

@@ -632,6 +632,106 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhook-endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List webhook endpoints, newest first */
+        get: operations["listWebhookEndpoints"];
+        put?: never;
+        /**
+         * Create a webhook endpoint (its signing secret is shown once)
+         * @description Events of the listed types that happen from now on are POSTed to `url`, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`). Keep the `secret` from this answer: it is not shown again.
+         */
+        post: operations["createWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve a webhook endpoint */
+        get: operations["retrieveWebhookEndpoint"];
+        put?: never;
+        post?: never;
+        /** Delete a webhook endpoint and its delivery log */
+        delete: operations["deleteWebhookEndpoint"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a webhook endpoint: URL, event types, description, or enable/disable it
+         * @description Enabling a disabled endpoint clears its failure record; it then receives the events that happened while it was disabled, from where its fan-out stopped.
+         */
+        patch: operations["updateWebhookEndpoint"];
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the signing secret (the new one is shown once)
+         * @description For 24 hours the previous secret keeps signing beside the new one: `webhook-signature` carries one `v1,` signature per secret, so receivers switch over without missing an event.
+         */
+        post: operations["rotateWebhookEndpointSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the delivery log of a webhook endpoint, newest first */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver an event to the endpoint again, now
+         * @description A new attempt of a succeeded or failed delivery, with the same `webhook-id`; a pending delivery already has an attempt due (409).
+         */
+        post: operations["redeliverWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1525,7 +1625,7 @@ export interface components {
              * @description What happened, as `resource.verb`.
              * @example usertask.completed
              */
-            type: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered";
+            type: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed";
             /**
              * Format: date-time
              * @description When the change was committed. ISO 8601, UTC.
@@ -1618,6 +1718,196 @@ export interface components {
              * @example 2026-11-25T10:00:00.000Z
              */
             finishedAt: string | null;
+        };
+        WebhookEndpoint: {
+            /**
+             * @description Webhook endpoint id.
+             * @example whe_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `webhook_endpoint`.
+             * @example webhook_endpoint
+             * @enum {string}
+             */
+            object: "webhook_endpoint";
+            /**
+             * @description Where events are POSTed. http or https; use https in production.
+             * @example https://partner.example.com/tranche/webhooks
+             */
+            url: string;
+            /**
+             * @description Your note about the endpoint.
+             * @example Payroll sync, production
+             */
+            description: string | null;
+            /**
+             * @description The event types delivered, or `["*"]` for every type.
+             * @example [
+             *       "usertask.completed",
+             *       "disbursement.settled"
+             *     ]
+             */
+            eventTypes: string[];
+            /**
+             * @description `enabled` receives events; `disabled` receives none (you disabled it, or it failed for 5 days).
+             * @example enabled
+             */
+            status: "enabled" | "disabled";
+            /**
+             * @description Why the endpoint is disabled; null while enabled.
+             * @example Every delivery failed for 5 days
+             */
+            disabledReason: string | null;
+            /**
+             * @description Since when every delivery attempt has failed; null after a success. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            failingSince: string | null;
+            /**
+             * Format: date-time
+             * @description When the endpoint was created. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description When the endpoint last changed. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            updatedAt: string;
+        };
+        WebhookEndpointWithSecret: {
+            /**
+             * @description Webhook endpoint id.
+             * @example whe_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `webhook_endpoint`.
+             * @example webhook_endpoint
+             * @enum {string}
+             */
+            object: "webhook_endpoint";
+            /**
+             * @description Where events are POSTed. http or https; use https in production.
+             * @example https://partner.example.com/tranche/webhooks
+             */
+            url: string;
+            /**
+             * @description Your note about the endpoint.
+             * @example Payroll sync, production
+             */
+            description: string | null;
+            /**
+             * @description The event types delivered, or `["*"]` for every type.
+             * @example [
+             *       "usertask.completed",
+             *       "disbursement.settled"
+             *     ]
+             */
+            eventTypes: string[];
+            /**
+             * @description `enabled` receives events; `disabled` receives none (you disabled it, or it failed for 5 days).
+             * @example enabled
+             */
+            status: "enabled" | "disabled";
+            /**
+             * @description Why the endpoint is disabled; null while enabled.
+             * @example Every delivery failed for 5 days
+             */
+            disabledReason: string | null;
+            /**
+             * @description Since when every delivery attempt has failed; null after a success. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            failingSince: string | null;
+            /**
+             * Format: date-time
+             * @description When the endpoint was created. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description When the endpoint last changed. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            updatedAt: string;
+            /**
+             * @description The signing secret (`whsec_` + base64), shown only now: keep it to verify the `webhook-signature` header.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            secret: string;
+        };
+        WebhookDelivery: {
+            /**
+             * @description Delivery id.
+             * @example whd_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `webhook_delivery`.
+             * @example webhook_delivery
+             * @enum {string}
+             */
+            object: "webhook_delivery";
+            /**
+             * @description The endpoint delivered to.
+             * @example whe_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            endpointId: string;
+            /**
+             * @description The event delivered; also the `webhook-id` header of every attempt.
+             * @example evt_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            eventId: string;
+            /**
+             * @description The event’s type.
+             * @example usertask.completed
+             */
+            eventType: string;
+            /**
+             * @description `pending` (an attempt is due), `succeeded` (a 2xx came back) or `failed` (out of attempts).
+             * @example succeeded
+             */
+            status: "pending" | "succeeded" | "failed";
+            /**
+             * @description Attempts made so far.
+             * @example 3
+             */
+            attempts: number;
+            /**
+             * @description The HTTP status of the last attempt; null for a network error.
+             * @example 200
+             */
+            lastStatusCode: number | null;
+            /**
+             * @description Why the last attempt failed; null after a success.
+             * @example The receiver answered 503
+             */
+            lastError: string | null;
+            /**
+             * @description When the next attempt is due; null once the delivery is over. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            nextAttemptAt: string | null;
+            /**
+             * @description When the last attempt was made. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            lastAttemptAt: string | null;
+            /**
+             * @description When a 2xx came back. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            succeededAt: string | null;
+            /**
+             * Format: date-time
+             * @description When the fan-out created the delivery. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
         };
     };
     responses: never;
@@ -6841,7 +7131,7 @@ export interface operations {
                  * @description Only events of this type.
                  * @example usertask.completed
                  */
-                type?: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered";
+                type?: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed";
                 /**
                  * @description Only events created after this instant. ISO 8601, UTC.
                  * @example 2026-11-25T10:00:00.000Z
@@ -7116,6 +7406,867 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listWebhookEndpoints: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of webhook endpoints. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["WebhookEndpoint"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Where events are POSTed: an http or https URL. Use https in production.
+                     * @example https://partner.example.com/tranche/webhooks
+                     */
+                    url: string;
+                    /**
+                     * @description The event types to deliver, or `["*"]` for every type (including ones added later).
+                     * @example [
+                     *       "usertask.completed",
+                     *       "disbursement.settled"
+                     *     ]
+                     */
+                    eventTypes: ("*" | "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed")[];
+                    /**
+                     * @description Your note about the endpoint.
+                     * @example Payroll sync, production
+                     */
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The webhook endpoint, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Webhook endpoint id.
+                 * @example whe_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook endpoint. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Webhook endpoint id.
+                 * @example whe_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook endpoint as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Webhook endpoint id.
+                 * @example whe_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Where events are POSTed: an http or https URL. Use https in production.
+                     * @example https://partner.example.com/tranche/webhooks
+                     */
+                    url?: string;
+                    /**
+                     * @description The event types to deliver, or `["*"]` for every type (including ones added later).
+                     * @example [
+                     *       "usertask.completed",
+                     *       "disbursement.settled"
+                     *     ]
+                     */
+                    eventTypes?: ("*" | "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed")[];
+                    /**
+                     * @description Your note about the endpoint; null removes it.
+                     * @example Payroll sync, production
+                     */
+                    description?: string | null;
+                    /**
+                     * @description enabled or disabled.
+                     * @example disabled
+                     */
+                    status?: "enabled" | "disabled";
+                };
+            };
+        };
+        responses: {
+            /** @description The webhook endpoint as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rotateWebhookEndpointSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Webhook endpoint id.
+                 * @example whe_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook endpoint as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                /**
+                 * @description Only deliveries of this event.
+                 * @example evt_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                eventId?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Webhook endpoint id.
+                 * @example whe_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deliveries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["WebhookDelivery"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    redeliverWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Webhook endpoint id.
+                 * @example whe_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+                /**
+                 * @description Delivery id.
+                 * @example whd_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                deliveryId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook delivery as the request left it. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
                 };
             };
             /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */

@@ -1,14 +1,19 @@
-import type { Issuers } from '../configurations/service.js';
+import type { HighnoteClient, Issuers } from '../configurations/service.js';
+import type { ApplicationStatusCode } from '../issuer/highnote-cards.js';
+import type { Db } from '../platform/db.js';
 import { assert, ok } from '../platform/errors.js';
 import { issuerIdempotencyKey } from '../platform/ids.js';
 import { defineJob, type JobContext, type JobRequest } from '../platform/jobs.js';
 import { runUnit } from '../work/runner.js';
+import type { UnitContext } from '../work/unit.js';
+import type { Application } from './application.js';
 import { decideApplication, getApplication } from './service.js';
 
 /**
- * Following an application to Highnote's decision. Highnote decides asynchronously; until its
- * notifications are wired in, the follow job reads the application and, while it is undecided,
- * ends with an error so the queue runs it again with backoff (about 20 minutes in all). On
+ * Following an application to Highnote's decision. Highnote decides asynchronously and notifies
+ * (see `notifications/`); a notification can be lost, so the follow job also reads the application
+ * and, while it is undecided, ends with an error so the queue runs it again with backoff (about 20
+ * minutes in all). On
  * approval it issues the financial account (its idempotency key derived from the application) and
  * records both in one unit.
  */
@@ -53,26 +58,47 @@ async function follow(context: JobContext, issuers: Issuers, applicationId: stri
   const { highnote } = issuer.value;
   const read = await highnote.application(application.highnoteApplicationId);
   if (!read.ok) throw new ApplicationUndecided(read.failure.message);
-  const status = read.value.status;
-  if (status === 'PENDING' || status === 'IN_REVIEW') {
-    if (status === 'IN_REVIEW' && application.status === 'pending') {
-      await runUnit(context.db, unitContext, async (unit) =>
-        ok(await decideApplication(unit, applicationId, { status: 'in_review' })),
+  await recordApplicationDecision(context.db, unitContext, highnote, application, read.value);
+  if (read.value.status === 'PENDING' || read.value.status === 'IN_REVIEW') {
+    throw new ApplicationUndecided(`application ${applicationId} is still ${read.value.status}`);
+  }
+}
+
+/**
+ * Records what Highnote reports about an application, forward only: the one path for the follow
+ * job and for Highnote's notifications. On approval the financial account is issued first (its
+ * idempotency key derived from the application, so both paths get the same account) and recorded
+ * with the decision in one unit.
+ */
+export async function recordApplicationDecision(
+  db: Db,
+  unitContext: UnitContext,
+  highnote: HighnoteClient,
+  application: Application,
+  reported: { status: ApplicationStatusCode; denialReason: string | null },
+): Promise<void> {
+  const { status } = reported;
+  if (status === 'PENDING') return;
+  if (status === 'IN_REVIEW') {
+    if (application.status === 'pending') {
+      await runUnit(db, unitContext, async (unit) =>
+        ok(await decideApplication(unit, application.id, { status: 'in_review' })),
       );
     }
-    throw new ApplicationUndecided(`application ${applicationId} is still ${status}`);
+    return;
   }
   if (status === 'APPROVED') {
+    if (application.status !== 'pending' && application.status !== 'in_review') return;
     const account = await highnote.issueFinancialAccount({
       applicationId: application.highnoteApplicationId,
       name: `Tranche ${application.userId}`,
       externalId: application.id,
-      idempotencyKey: issuerIdempotencyKey('financial-account', organizationId, application.id),
+      idempotencyKey: issuerIdempotencyKey('financial-account', unitContext.organizationId, application.id),
     });
     if (!account.ok) throw new ApplicationUndecided(account.failure.message);
-    await runUnit(context.db, unitContext, async (unit) =>
+    await runUnit(db, unitContext, async (unit) =>
       ok(
-        await decideApplication(unit, applicationId, {
+        await decideApplication(unit, application.id, {
           status: 'approved',
           highnoteFinancialAccountId: account.value.id,
         }),
@@ -80,11 +106,11 @@ async function follow(context: JobContext, issuers: Issuers, applicationId: stri
     );
     return;
   }
-  await runUnit(context.db, unitContext, async (unit) =>
+  await runUnit(db, unitContext, async (unit) =>
     ok(
-      await decideApplication(unit, applicationId, {
+      await decideApplication(unit, application.id, {
         status: status === 'DENIED' ? 'denied' : 'closed',
-        reason: read.value.denialReason,
+        reason: reported.denialReason,
       }),
     ),
   );

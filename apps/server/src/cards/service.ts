@@ -290,7 +290,11 @@ const statusEvents = {
   closed: 'card.closed',
 } as const;
 
-/** Records the status Highnote reports for a card; a closed card never opens again. */
+/**
+ * Records the status Highnote reports for a card; a closed card never opens again. A card already
+ * in that status is answered as it is, with no event: the route that changed it and Highnote's
+ * notification of the change both report it, and the change happened once.
+ */
 export async function recordCardStatus(
   unit: UnitOfWork,
   cardId: string,
@@ -302,15 +306,56 @@ export async function recordCardStatus(
     .where('organization_id', '=', unit.organizationId)
     .where('id', '=', cardId)
     .where('status', '<>', 'closed')
+    .where('status', '<>', status)
     .returningAll()
     .executeTakeFirst();
   if (row === undefined) {
     const current = await getCard(unit.tx, unit.organizationId, cardId);
-    return current === undefined
-      ? fail('not_found', `No card ${cardId}`)
-      : fail('invalid_state', `Card ${cardId} is closed`);
+    if (current === undefined) return fail('not_found', `No card ${cardId}`);
+    if (current.status === status) return ok(current);
+    return fail('invalid_state', `Card ${cardId} is closed`);
   }
   const card = cardOf(row);
   unit.emit(statusEvents[status], presentCard(card));
   return ok(card);
+}
+
+/**
+ * Highnote's physical order statuses in the order an order moves through them; the last ones are
+ * ends. A report only moves an order forward, so a late or repeated one changes nothing.
+ */
+const physicalOrderProgress: Readonly<Record<string, number>> = {
+  NEW: 0,
+  SENT_TO_PRINTER: 1,
+  APPROVED: 2,
+  SHIPPED: 3,
+  SHIP_FAILED: 3,
+  CANCELED: 3,
+  COMPLETED: 4,
+};
+
+const physicalOrderEvents = { SHIPPED: 'card.physical_shipped', SHIP_FAILED: 'card.physical_ship_failed' } as const;
+
+/** Records an order status Highnote reports, forward only; answers the card when it moved. */
+export async function recordPhysicalOrderStatus(
+  unit: UnitOfWork,
+  physicalOrderId: string,
+  status: keyof typeof physicalOrderEvents,
+): Promise<Card | undefined> {
+  const rank = physicalOrderProgress[status] ?? 0;
+  const behind = Object.entries(physicalOrderProgress)
+    .filter(([, progress]) => progress < rank)
+    .map(([name]) => name);
+  const row = await unit.tx
+    .updateTable('cards')
+    .set({ physical_order_status: status, updated_at: unit.now })
+    .where('organization_id', '=', unit.organizationId)
+    .where('physical_order_id', '=', physicalOrderId)
+    .where('physical_order_status', 'in', behind)
+    .returningAll()
+    .executeTakeFirst();
+  if (row === undefined) return undefined;
+  const card = cardOf(row);
+  unit.emit(physicalOrderEvents[status], presentCard(card));
+  return card;
 }

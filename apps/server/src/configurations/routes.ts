@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { registerTargetRequest } from '../notifications/subscriptions.js';
 import type { Db } from '../platform/db.js';
 import { ApiError, ok } from '../platform/errors.js';
 import type { App } from '../platform/http.js';
@@ -146,6 +147,9 @@ export function configurationRoutes(app: App, deps: { db: Db; issuers: Issuers }
         });
         const presented = presentConfiguration(stored, await coverageOf(unit.tx, unit.organizationId, balance.value));
         unit.emit('configuration.updated', presented);
+        // The notification target follows the configuration; registering it is the job's, so a
+        // Highnote that refuses it never fails the configuration (polling still works).
+        if (issuers.receivesNotifications()) unit.enqueue(registerTargetRequest(unit.organizationId));
         return ok(presented);
       });
     },

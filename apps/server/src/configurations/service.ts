@@ -1,8 +1,10 @@
 import { sql } from 'kysely';
 import type { IssuerConnection, IssuerFailure } from '../issuer/graphql.js';
 import { highnoteAdapter } from '../issuer/highnote.js';
+import { registerTargetRequest } from '../notifications/subscriptions.js';
 import type { Db } from '../platform/db.js';
 import { type Failure, fail, ok, type Result } from '../platform/errors.js';
+import { enqueueJobs } from '../platform/jobs.js';
 import { dollars } from '../platform/present.js';
 import { openSecret, sealSecret } from '../platform/secrets.js';
 import type { UnitOfWork } from '../work/unit.js';
@@ -22,6 +24,11 @@ export interface IssuerSetup {
   encryptionKey?: Buffer | undefined;
   /** Overrides of the transport's limits (tests that must not wait seconds). */
   limits?: Omit<IssuerConnection, 'graphqlUrl' | 'apiKey'>;
+  /**
+   * Where Highnote reaches this service (TRANCHE_PUBLIC_URL): notifications are registered at
+   * `<publicUrl>/v1/webhooks`. Without it no notification target is registered.
+   */
+  publicUrl?: string | undefined;
 }
 
 /** Any key opens the local sandbox; this one says where a request came from in its logs. */
@@ -68,10 +75,42 @@ export function issuerFailure(failure: IssuerFailure, param?: string): Failure {
 }
 
 export class Issuers {
+  #publicUrl: string | undefined;
+
   constructor(
     private readonly db: Db,
     private readonly setup: IssuerSetup,
-  ) {}
+  ) {
+    this.#publicUrl = setup.publicUrl;
+  }
+
+  /** Sets where Highnote reaches this service, once it is known (a server listening on port 0). */
+  usePublicUrl(publicUrl: string): void {
+    this.#publicUrl = publicUrl.replace(/\/+$/, '');
+  }
+
+  /** The URL an organization's notification target posts to; undefined when none is known. */
+  notificationUri(organizationId: string): string | undefined {
+    if (this.#publicUrl === undefined) return undefined;
+    return `${this.#publicUrl}/v1/webhooks?organizationId=${encodeURIComponent(organizationId)}`;
+  }
+
+  /** Whether notifications can be subscribed to: a public URL, and a key to seal signing keys with. */
+  receivesNotifications(): boolean {
+    return this.#publicUrl !== undefined && this.canSeal();
+  }
+
+  canSeal(): boolean {
+    return this.setup.encryptionKey !== undefined;
+  }
+
+  /** Opens a value sealed by `seal`. */
+  open(sealed: string): Result<string> {
+    if (this.setup.encryptionKey === undefined) {
+      return fail('service_unavailable', 'TRANCHE_ENCRYPTION_KEY is not set, so a stored secret cannot be read');
+    }
+    return ok(openSecret(this.setup.encryptionKey, sealed));
+  }
 
   connectionOf(configuration: Pick<Configuration, 'graphqlUrl' | 'apiKeyCiphertext'>): Result<IssuerConnection> {
     let apiKey = sandboxApiKey;
@@ -157,6 +196,8 @@ export class Issuers {
       })
       .onConflict((conflict) => conflict.column('organization_id').doNothing())
       .execute();
+    // Notifications are subscribed to by a job: a failure to register never fails the configuration.
+    if (this.receivesNotifications()) await enqueueJobs(this.db, [registerTargetRequest(organizationId)], now);
     const stored = await readConfiguration(this.db, organizationId);
     return stored === undefined ? fail('not_found', 'The organization is gone') : ok(stored);
   }

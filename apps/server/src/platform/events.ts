@@ -48,6 +48,8 @@ export const eventTypes = [
   'card.suspended',
   'card.closed',
   'card.physical_ordered',
+  'card.physical_shipped',
+  'card.physical_ship_failed',
 ] as const;
 
 export type EventType = (typeof eventTypes)[number];

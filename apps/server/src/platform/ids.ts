@@ -18,6 +18,8 @@ export const idPrefixes = {
   event: 'evt',
   application: 'app',
   card: 'card',
+  webhookEndpoint: 'whe',
+  webhookDelivery: 'whd',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

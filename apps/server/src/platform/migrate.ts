@@ -5,6 +5,8 @@ import * as spine from './migrations/0002_spine.js';
 import * as jobs from './migrations/0003_jobs.js';
 import * as lookupIndexes from './migrations/0004_lookup_indexes.js';
 import * as cards from './migrations/0005_cards.js';
+import * as partnerWebhooks from './migrations/0006_partner_webhooks.js';
+import * as highnoteNotifications from './migrations/0007_highnote_notifications.js';
 
 /** The ordered migrations. A landed migration is frozen; changes come as a new entry. */
 const migrations: Record<string, Migration> = {
@@ -13,6 +15,8 @@ const migrations: Record<string, Migration> = {
   '0003_jobs': jobs,
   '0004_lookup_indexes': lookupIndexes,
   '0005_cards': cards,
+  '0006_partner_webhooks': partnerWebhooks,
+  '0007_highnote_notifications': highnoteNotifications,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

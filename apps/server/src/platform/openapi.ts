@@ -83,6 +83,15 @@ export const operationIds: Readonly<Record<string, string>> = {
 
   'GET /v1/jobs': 'listJobs',
   'POST /v1/jobs/:id/retry': 'retryJob',
+
+  'POST /v1/webhook-endpoints': 'createWebhookEndpoint',
+  'GET /v1/webhook-endpoints': 'listWebhookEndpoints',
+  'GET /v1/webhook-endpoints/:id': 'retrieveWebhookEndpoint',
+  'PATCH /v1/webhook-endpoints/:id': 'updateWebhookEndpoint',
+  'DELETE /v1/webhook-endpoints/:id': 'deleteWebhookEndpoint',
+  'POST /v1/webhook-endpoints/:id/rotate-secret': 'rotateWebhookEndpointSecret',
+  'GET /v1/webhook-endpoints/:id/deliveries': 'listWebhookDeliveries',
+  'POST /v1/webhook-endpoints/:id/deliveries/:deliveryId/redeliver': 'redeliverWebhookDelivery',
 };
 
 /**
@@ -107,6 +116,8 @@ export const tagDescriptions: Readonly<Record<string, string>> = {
   cards:
     'Card issuance through Highnote: the KYC application, then a virtual card at once or a physical card shipped; never a card number.',
   events: 'Every state change as an event (`usertask.completed`), carrying the resource as the API presents it.',
+  webhooks:
+    'Partner webhooks: endpoints that receive your events as signed POSTs (Standard Webhooks), retried on a published schedule, with a delivery log and manual redelivery.',
 };
 
 /** What each error status means to a caller; the codes come from the closed list in `errors.ts`. */

@@ -3,10 +3,13 @@ import { cardControlJobs } from '../cards/controls.js';
 import { followApplicationJob } from '../cards/jobs.js';
 import type { Issuers } from '../configurations/service.js';
 import { awaitingCardSweepJob, fundDisbursementJob } from '../disbursements/funding.js';
+import { applyNotificationJob } from '../notifications/apply.js';
+import { registerTargetJob } from '../notifications/targets.js';
 import type { Db } from '../platform/db.js';
 import { type AnyJobDefinition, defineJob, deleteSucceededJobs, type JobCatalog } from '../platform/jobs.js';
 import { releaseOpenJob } from '../programs/service.js';
 import { expireDueJobName, expireDueUserTasks } from '../usertasks/expiry.js';
+import { type WebhookDeliveryOptions, webhookJobs } from '../webhooks/delivery.js';
 
 /**
  * The jobs this service runs. Recurring sweeps are built from the configuration; one-off jobs that
@@ -94,6 +97,11 @@ export function jobCatalog(options: {
   issuers?: Issuers;
   /** The funding job's lease; shorter in tests that kill a worker. */
   fundingVisibilityTimeoutMs?: number;
+  /**
+   * Partner webhook delivery (fan-out and attempts); left out without an encryption key, which
+   * opens the endpoints' secrets. Tests shorten `retryDelaysMs` and `fanOutIntervalMs`.
+   */
+  webhooks?: WebhookDeliveryOptions;
 }): JobCatalog {
   const sweep = (intervalMs: number) => ({
     maxAttempts: sweepMaxAttempts,
@@ -114,10 +122,13 @@ export function jobCatalog(options: {
           awaitingCardSweepJob({ sweepIntervalMs: options.sweepIntervalMs }),
           followApplicationJob({ issuers: options.issuers }),
           ...cardControlJobs({ issuers: options.issuers }),
+          registerTargetJob({ issuers: options.issuers }),
+          applyNotificationJob({ issuers: options.issuers }),
         ];
   const definitions: AnyJobDefinition[] = [
     ...(issuerJobs as AnyJobDefinition[]),
     releaseOpenJob,
+    ...((options.webhooks === undefined ? [] : webhookJobs(options.webhooks)) as AnyJobDefinition[]),
     defineJob<NoPayload>({
       name: expireDueJobName,
       ...sweep(options.sweepIntervalMs),
