@@ -32,6 +32,8 @@ describe.runIf(testDatabaseKind === 'postgres')('a worker killed mid-funding', (
   let sandbox: RunningSandbox;
   let database: Awaited<ReturnType<typeof createPostgresDatabase>>;
   let server: TestServer;
+  /** Every worker process the test starts, killed at the end whatever happened. */
+  const workers: ReturnType<typeof startWorkerProcess>[] = [];
 
   beforeAll(async () => {
     // Transfers stay PENDING for a while, so the first worker is following them when it dies.
@@ -42,6 +44,7 @@ describe.runIf(testDatabaseKind === 'postgres')('a worker killed mid-funding', (
   });
 
   afterAll(async () => {
+    for (const worker of workers) if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
     await server?.close();
     await database?.drop();
     await sandbox?.close();
@@ -61,6 +64,7 @@ describe.runIf(testDatabaseKind === 'postgres')('a worker killed mid-funding', (
     });
     // The first worker approves the application (its job) and then funds.
     const first = startWorkerProcess(database.url, sandbox.url, { TRANCHE_FUNDING_LEASE_MS: String(leaseMs) });
+    workers.push(first);
     await until(
       () => call('GET', `/v1/applications/${application.body.id}`),
       (a) => a.body.status === 'approved',
@@ -101,6 +105,7 @@ describe.runIf(testDatabaseKind === 'postgres')('a worker killed mid-funding', (
     await once(first.child, 'exit');
 
     const second = startWorkerProcess(database.url, sandbox.url, { TRANCHE_FUNDING_LEASE_MS: String(leaseMs) });
+    workers.push(second);
     try {
       for (const id of tasks) {
         await until(
