@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
 import { secretLogPaths } from '../src/app.js';
 import { highnoteAdapter } from '../src/issuer/highnote.js';
-import { type Client, newOrganization, startTestServer, type TestServer } from './harness.js';
+import { type Client, newOrganization, pollUntil, startTestServer, type TestServer } from './harness.js';
 
 // The whole card flow through the real HTTP server, its worker and the local Highnote sandbox over
 // HTTP: account holder from person details, application, card, and funding on completion.
@@ -23,15 +23,8 @@ afterAll(async () => {
   await sandbox?.close();
 });
 
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + pollDeadlineMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const until = <T>(read: () => Promise<T>, done: (value: T) => boolean, what: string) =>
+  pollUntil(read, done, { what, deadlineMs: pollDeadlineMs });
 
 async function control(path: string, body: unknown) {
   const response = await fetch(`${sandbox.url}${path}`, { method: 'POST', body: JSON.stringify(body) });

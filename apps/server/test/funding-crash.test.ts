@@ -5,6 +5,7 @@ import { highnoteAdapter } from '../src/issuer/highnote.js';
 import {
   createPostgresDatabase,
   newOrganization,
+  pollUntil,
   startTestServer,
   startWorkerProcess,
   type TestServer,
@@ -18,15 +19,8 @@ import {
 const leaseMs = 1_500;
 const deadlineMs = 30_000;
 
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const until = <T>(read: () => Promise<T>, done: (value: T) => boolean, what: string) =>
+  pollUntil(read, done, { what, deadlineMs: deadlineMs });
 
 describe.runIf(testDatabaseKind === 'postgres')('a worker killed mid-funding', () => {
   let sandbox: RunningSandbox;

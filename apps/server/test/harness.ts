@@ -311,3 +311,25 @@ export function startWorkerProcess(
   child.stderr?.on('data', (chunk: string) => stderr.push(chunk));
   return { child, baseUrl: '', stderr };
 }
+
+/**
+ * Reads until `done` holds, every `intervalMs`, and fails with the last value read after
+ * `deadlineMs`: a slow machine makes a test slower, not flaky.
+ */
+export async function pollUntil<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  options: { what?: string; deadlineMs: number; intervalMs?: number },
+): Promise<T> {
+  const deadline = Date.now() + options.deadlineMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${options.deadlineMs} ms waiting for ${options.what ?? 'a condition'}: ${JSON.stringify(value)}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 25));
+  }
+}

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
 import type { IssuerConnection } from '../src/issuer/graphql.js';
 import { centsOf, type HighnoteAdapter, highnoteAdapter } from '../src/issuer/highnote.js';
+import { pollUntil } from './harness.js';
 import { sandboxCardholder } from './sandbox-cardholder.js';
 
 // The Highnote adapter over real HTTP against the local sandbox: no fetch stubs. Faults are the
@@ -40,15 +41,8 @@ async function control(path: string, body: unknown): Promise<Record<string, unkn
   return (await response.json()) as Record<string, unknown>;
 }
 
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + pollDeadlineMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`still ${JSON.stringify(value)} after ${pollDeadlineMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
-  }
-}
+const until = <T>(read: () => Promise<T>, done: (value: T) => boolean) =>
+  pollUntil(read, done, { deadlineMs: pollDeadlineMs, intervalMs: pollIntervalMs });
 
 /** A product funding account with `depositCents` in it, and an approved cardholder's financial account. */
 async function fundedAccounts(): Promise<{ funding: string; card: string }> {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
 import { signatureToleranceMs } from '../src/notifications/signature.js';
 import { retireSigningKey, rotateSigningKey, targetOf } from '../src/notifications/targets.js';
-import { type Client, countRows, newOrganization, startTestServer, type TestServer } from './harness.js';
+import { type Client, countRows, newOrganization, pollUntil, startTestServer, type TestServer } from './harness.js';
 
 // Highnote's notifications in, over real HTTP: the sandbox registers the test server's own URL as
 // each organization's notification target and POSTs signed notifications to it.
@@ -29,15 +29,8 @@ afterAll(async () => {
   await sandbox?.close();
 });
 
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + pollDeadlineMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const until = <T>(read: () => Promise<T>, done: (value: T) => boolean, what: string) =>
+  pollUntil(read, done, { what, deadlineMs: pollDeadlineMs });
 
 async function control(path: string, body: unknown) {
   const response = await fetch(`${sandbox.url}${path}`, { method: 'POST', body: JSON.stringify(body) });

@@ -24,7 +24,7 @@ import {
   spendControlsFromStorage,
   spendControlsToStorage,
 } from '../src/programs/spend-controls.js';
-import { countRows, newOrganization, startTestServer, type TestServer } from './harness.js';
+import { countRows, newOrganization, pollUntil, startTestServer, type TestServer } from './harness.js';
 import { sandboxCardholder } from './sandbox-cardholder.js';
 
 // A program's spend controls: parsing and its refusals, the most restrictive combination over a
@@ -490,15 +490,8 @@ async function graphql(query: string, variables: Record<string, unknown>): Promi
   return body.data;
 }
 
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + pollDeadlineMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`still ${JSON.stringify(value)} after ${pollDeadlineMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
-  }
-}
+const until = <T>(read: () => Promise<T>, done: (value: T) => boolean) =>
+  pollUntil(read, done, { deadlineMs: pollDeadlineMs, intervalMs: pollIntervalMs });
 
 /** An approved cardholder's active virtual card, with `cardBalanceCents` on its account. */
 async function fundedCard(): Promise<string> {
