@@ -50,6 +50,23 @@ export const eventTypes = [
   'card.physical_ordered',
   'card.physical_shipped',
   'card.physical_ship_failed',
+  'spend.authorized',
+  'spend.declined',
+  'spend.reversed',
+  'spend.cleared',
+  'spend.refunded',
+  'reconciliation.completed',
+  'agreement.created',
+  'agreement.version_created',
+  'consent.accepted',
+  'consent.withdrawn',
+  'usertask.pending_approval',
+  'usertask.approved',
+  'usertask.rejected',
+  'api_key.created',
+  'api_key.revoked',
+  'client_credential.created',
+  'client_credential.revoked',
 ] as const;
 
 export type EventType = (typeof eventTypes)[number];

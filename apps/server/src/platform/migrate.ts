@@ -7,6 +7,10 @@ import * as lookupIndexes from './migrations/0004_lookup_indexes.js';
 import * as cards from './migrations/0005_cards.js';
 import * as partnerWebhooks from './migrations/0006_partner_webhooks.js';
 import * as highnoteNotifications from './migrations/0007_highnote_notifications.js';
+import * as spend from './migrations/0008_spend.js';
+import * as reconciliation from './migrations/0009_reconciliation.js';
+import * as agreements from './migrations/0010_agreements.js';
+import * as credentials from './migrations/0011_credentials.js';
 
 /** The ordered migrations. A landed migration is frozen; changes come as a new entry. */
 const migrations: Record<string, Migration> = {
@@ -17,6 +21,10 @@ const migrations: Record<string, Migration> = {
   '0005_cards': cards,
   '0006_partner_webhooks': partnerWebhooks,
   '0007_highnote_notifications': highnoteNotifications,
+  '0008_spend': spend,
+  '0009_reconciliation': reconciliation,
+  '0010_agreements': agreements,
+  '0011_credentials': credentials,
 };
 
 class StaticMigrationProvider implements MigrationProvider {
