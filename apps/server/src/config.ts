@@ -37,6 +37,8 @@ export interface Config {
   sandboxUrl: string | undefined;
   /** How long a funding job's lease lasts: how soon another worker takes over from a dead one. */
   fundingLeaseMs: number;
+  /** TRANCHE_RECONCILIATION_INTERVAL_MS: how often every configured organization is reconciled (daily). */
+  reconciliationIntervalMs: number;
   /** Where Highnote reaches this service: notifications are registered at `<publicUrl>/v1/webhooks`. */
   publicUrl: string;
 }
@@ -131,6 +133,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ),
     encryptionKey,
     sandboxUrl: env.TRANCHE_SANDBOX_URL?.trim().replace(/\/+$/, '') || undefined,
+    reconciliationIntervalMs: parseInteger(
+      'TRANCHE_RECONCILIATION_INTERVAL_MS',
+      env.TRANCHE_RECONCILIATION_INTERVAL_MS,
+      24 * 60 * 60 * 1000,
+      60_000,
+      7 * 24 * 60 * 60 * 1000,
+    ),
     fundingLeaseMs: parseInteger('TRANCHE_FUNDING_LEASE_MS', env.TRANCHE_FUNDING_LEASE_MS, 60_000, 1_000, 3_600_000),
     sandboxPort: parseInteger(
       'TRANCHE_SANDBOX_PORT',

@@ -73,6 +73,7 @@ async function main(role: string | undefined): Promise<void> {
       sweepIntervalMs: config.sweepIntervalMs,
       issuers,
       fundingVisibilityTimeoutMs: config.fundingLeaseMs,
+      reconciliationIntervalMs: config.reconciliationIntervalMs,
       ...(config.encryptionKey === undefined ? {} : { webhooks: { encryptionKey: config.encryptionKey } }),
     }),
     log: app.log,

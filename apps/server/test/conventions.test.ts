@@ -77,6 +77,8 @@ function routes(): [string, string, unknown][] {
   const endpointId = ids.webhookEndpointId;
   // No delivery exists (no worker delivers here): a well-formed id is enough for 401 and 404.
   const deliveryId = 'whd_01jd8n3q7v0c4x2m5k9e6t1hzr';
+  // A well-formed run id: another tenant's or a missing run answer 404 alike.
+  const runId = 'rcn_01jd8n3q7v0c4x2m5k9e6t1hzr';
   return [
     ['POST', '/v1/programs', { name: 'x', totalAwardPool: 1, maxParticipants: 1 }],
     ['GET', '/v1/programs', undefined],
@@ -141,6 +143,11 @@ function routes(): [string, string, unknown][] {
     ['POST', `/v1/webhook-endpoints/${endpointId}/rotate-secret`, undefined],
     ['GET', `/v1/webhook-endpoints/${endpointId}/deliveries`, undefined],
     ['POST', `/v1/webhook-endpoints/${endpointId}/deliveries/${deliveryId}/redeliver`, undefined],
+    ['GET', `/v1/users/${userId}/spend`, undefined],
+    ['GET', `/v1/programs/${programId}/spend`, undefined],
+    ['POST', '/v1/reconciliation/runs', undefined],
+    ['GET', '/v1/reconciliation/runs', undefined],
+    ['GET', `/v1/reconciliation/runs/${runId}`, undefined],
   ];
 }
 
@@ -172,7 +179,7 @@ describe('security matrix', () => {
   it("another tenant's objects are 404 on every route that names one, and nothing moves", async () => {
     const before = await ledgerSnapshot();
     for (const [method, path, body] of routes()) {
-      const namesOne = /(prg|usr|tsk|ut|dsb|evt|app|card|whe|whd)_/;
+      const namesOne = /(prg|usr|tsk|ut|dsb|evt|app|card|whe|whd|rcn)_/;
       if (!namesOne.test(path) && !(body && namesOne.test(JSON.stringify(body)))) continue;
       const response = await other.call(method, path, body);
       expect(response.status, `${method} ${path}`).toBe(404);
@@ -192,7 +199,8 @@ describe('security matrix', () => {
       }
     }
     const tested = routes().map(
-      ([method, path]) => `${method} ${path.replace(/\/(prg|usr|tsk|ut|dsb|evt|app|card|whe|whd)_[0-9a-z]+/g, '/{}')}`,
+      ([method, path]) =>
+        `${method} ${path.replace(/\/(prg|usr|tsk|ut|dsb|evt|app|card|whe|whd|rcn)_[0-9a-z]+/g, '/{}')}`,
     );
     expect(tested.sort()).toEqual(documented.sort());
   });

@@ -37,6 +37,8 @@ export interface TestServer {
   database: DatabaseHandle;
   /** The database URL when on PostgreSQL, so other processes can join. */
   databaseUrl: string | undefined;
+  /** Stops the in-process worker (if any): jobs in flight end and are left for a later worker. */
+  stopWorker(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -75,6 +77,8 @@ export async function startTestServer(
     /** The server's log (none by default). */
     logger?: NonNullable<Parameters<typeof buildApp>[2]>['logger'];
     fundingVisibilityTimeoutMs?: number;
+    /** How often the worker queues a reconciliation run for every configured organization. */
+    reconciliationIntervalMs?: number;
     /**
      * Runs partner webhook delivery in the worker (without a sandbox too), with a shorter
      * schedule so that retries happen within a test.
@@ -115,6 +119,9 @@ export async function startTestServer(
             ...(options.fundingVisibilityTimeoutMs === undefined
               ? {}
               : { fundingVisibilityTimeoutMs: options.fundingVisibilityTimeoutMs }),
+            ...(options.reconciliationIntervalMs === undefined
+              ? {}
+              : { reconciliationIntervalMs: options.reconciliationIntervalMs }),
             ...(options.webhooks === undefined
               ? {}
               : { webhooks: { encryptionKey: testEncryptionKey, fanOutIntervalMs: 50, ...options.webhooks } }),
@@ -131,6 +138,9 @@ export async function startTestServer(
     database,
     databaseUrl,
     issuers,
+    async stopWorker() {
+      await worker?.stop();
+    },
     async close() {
       await worker?.stop();
       await app.close();

@@ -8,7 +8,13 @@ import {
   nowIso,
   type SigningKeyRecord,
 } from './store.js';
-import { connection, type PageArguments, userError } from './viewPrimitives.js';
+import {
+  connection,
+  type PageArguments,
+  type TimestampFilter,
+  userError,
+  withinTimestampFilter,
+} from './viewPrimitives.js';
 
 /*
  * Webhook notification targets and the notification events they receive. Delivery itself (signing,
@@ -166,33 +172,6 @@ function replayNotificationEvent(
   if (unknown !== undefined) return userError('NOT_FOUND', `notification target ${unknown} not found`, ['targetIds']);
   context.notifier.replay(event, input.targetIds ?? null);
   return notificationEventView(event);
-}
-
-interface TimestampFilter {
-  equals?: string | null;
-  notEquals?: string | null;
-  lessThan?: string | null;
-  lessThanOrEquals?: string | null;
-  greaterThan?: string | null;
-  greaterThanOrEquals?: string | null;
-  between?: { start?: string | null; end?: string | null } | null;
-}
-
-function withinTimestampFilter(createdAt: string, filter: TimestampFilter | null | undefined): boolean {
-  if (!filter) return true;
-  const at = Date.parse(createdAt);
-  const bound = (value: string | null | undefined, test: (limit: number) => boolean) =>
-    value === undefined || value === null || test(Date.parse(value));
-  return (
-    bound(filter.equals, (limit) => at === limit) &&
-    bound(filter.notEquals, (limit) => at !== limit) &&
-    bound(filter.lessThan, (limit) => at < limit) &&
-    bound(filter.lessThanOrEquals, (limit) => at <= limit) &&
-    bound(filter.greaterThan, (limit) => at > limit) &&
-    bound(filter.greaterThanOrEquals, (limit) => at >= limit) &&
-    bound(filter.between?.start, (limit) => at >= limit) &&
-    bound(filter.between?.end, (limit) => at <= limit)
-  );
 }
 
 interface NotificationEventsArguments extends PageArguments {

@@ -1,7 +1,15 @@
 import { paymentCardViewById } from './cardViews.js';
 import { spendRuleViewById, velocityRuleView } from './ruleViews.js';
 import type { SandboxState, SpendRuleResultRecord, TransactionEventRecord, TransactionRecord } from './store.js';
-import { amountView, connection, type PageArguments } from './viewPrimitives.js';
+import {
+  amountView,
+  connection,
+  type PageArguments,
+  type TimestampFilter,
+  type ValueFilter,
+  withinTimestampFilter,
+  withinValueFilter,
+} from './viewPrimitives.js';
 import { cardProductViewById } from './views.js';
 
 /* Card transactions and their events (authorization, clearing, reversal) as GraphQL objects. */
@@ -11,6 +19,51 @@ const EVENT_FILTERS: Record<string, TransactionEventRecord['kind']> = {
   CLEARING_EVENT: 'ClearingEvent',
   REVERSAL_EVENT: 'ReversalEvent',
 };
+
+const FILTER_OF_KIND = Object.fromEntries(
+  Object.entries(EVENT_FILTERS).map(([filter, kind]) => [kind, filter]),
+) as Record<TransactionEventRecord['kind'], string>;
+
+interface AccountTransactionEventsArguments extends PageArguments {
+  filterBy?: {
+    eventType?: ValueFilter<string> | null;
+    responseCode?: ValueFilter<string> | null;
+    paymentCardId?: ValueFilter<string> | null;
+    transactionId?: ValueFilter<string> | null;
+    id?: ValueFilter<string> | null;
+    createdAt?: TimestampFilter | null;
+  } | null;
+}
+
+/**
+ * `FinancialAccount.transactionEvents`: every event of the account's card transactions, oldest
+ * first (the order they were recorded in), so a reader can page forward from its last cursor.
+ */
+export function accountTransactionEvents(
+  state: SandboxState,
+  financialAccountId: string,
+  args: AccountTransactionEventsArguments,
+) {
+  const filter = args.filterBy;
+  const events = [...state.transactionEvents.values()].filter((event) => {
+    const transaction = state.transactions.get(event.transactionId);
+    return (
+      transaction?.financialAccountId === financialAccountId &&
+      withinValueFilter(FILTER_OF_KIND[event.kind], filter?.eventType) &&
+      withinValueFilter(event.responseCode, filter?.responseCode) &&
+      withinValueFilter(transaction.paymentCardId, filter?.paymentCardId) &&
+      withinValueFilter(event.transactionId, filter?.transactionId) &&
+      withinValueFilter(event.id, filter?.id) &&
+      withinTimestampFilter(event.createdAt, filter?.createdAt)
+    );
+  });
+  return connection(
+    events,
+    args,
+    (event) => event.id,
+    (event) => transactionEventView(state, event),
+  );
+}
 
 function spendRuleResultView(state: SandboxState, result: SpendRuleResultRecord, index: number) {
   const common = { cursor: String(index), recommendation: result.recommendation, message: result.message };

@@ -30,6 +30,53 @@ export function amountJson(amountCents: bigint) {
   return { value: Number(amountCents), currencyCode: 'USD', decimalPlaces: USD_DECIMAL_PLACES };
 }
 
+/** Highnote's `TimestampFilterInput` (and `NotificationTimestampFilterInput`, the same shape). */
+export interface TimestampFilter {
+  equals?: string | null;
+  notEquals?: string | null;
+  lessThan?: string | null;
+  lessThanOrEquals?: string | null;
+  greaterThan?: string | null;
+  greaterThanOrEquals?: string | null;
+  between?: { start?: string | null; end?: string | null } | null;
+}
+
+/** Every bound given must hold; `between` includes both ends. */
+export function withinTimestampFilter(timestamp: string, filter: TimestampFilter | null | undefined): boolean {
+  if (!filter) return true;
+  const at = Date.parse(timestamp);
+  const bound = (value: string | null | undefined, test: (limit: number) => boolean) =>
+    value === undefined || value === null || test(Date.parse(value));
+  return (
+    bound(filter.equals, (limit) => at === limit) &&
+    bound(filter.notEquals, (limit) => at !== limit) &&
+    bound(filter.lessThan, (limit) => at < limit) &&
+    bound(filter.lessThanOrEquals, (limit) => at <= limit) &&
+    bound(filter.greaterThan, (limit) => at > limit) &&
+    bound(filter.greaterThanOrEquals, (limit) => at >= limit) &&
+    bound(filter.between?.start, (limit) => at >= limit) &&
+    bound(filter.between?.end, (limit) => at <= limit)
+  );
+}
+
+/** Highnote's filter over one value (`IDFilterInput`, `…StatusFilterInput`…); `includes` means any of them. */
+export interface ValueFilter<Value> {
+  equals?: Value | null;
+  notEquals?: Value | null;
+  includes?: readonly Value[] | null;
+  excludes?: readonly Value[] | null;
+}
+
+export function withinValueFilter<Value>(value: Value, filter: ValueFilter<Value> | null | undefined): boolean {
+  if (!filter) return true;
+  return (
+    (filter.equals === undefined || filter.equals === null || value === filter.equals) &&
+    (filter.notEquals === undefined || filter.notEquals === null || value !== filter.notEquals) &&
+    (filter.includes === undefined || filter.includes === null || filter.includes.includes(value)) &&
+    (filter.excludes === undefined || filter.excludes === null || !filter.excludes.includes(value))
+  );
+}
+
 export interface PageArguments {
   first?: number | null;
   after?: string | null;

@@ -7,8 +7,18 @@ import type {
   FinancialAccountRecord,
   SandboxState,
   TransferRecord,
+  TransferStatus,
 } from './store.js';
-import { amountView, connection, type PageArguments } from './viewPrimitives.js';
+import { accountTransactionEvents } from './transactionViews.js';
+import {
+  amountView,
+  connection,
+  type PageArguments,
+  type TimestampFilter,
+  type ValueFilter,
+  withinTimestampFilter,
+  withinValueFilter,
+} from './viewPrimitives.js';
 
 export { amountView, type FieldUserErrorView, type UserErrorView, userError } from './viewPrimitives.js';
 
@@ -19,6 +29,8 @@ export { amountView, type FieldUserErrorView, type UserErrorView, userError } fr
  */
 
 const PRODUCT_NAME = 'Sandbox card product';
+/** Every transfer the sandbox makes is a load from the product funding account onto a card account. */
+const TRANSFER_ACTIVITY_TYPE = 'LOAD_PAYMENT_CARD_ACCOUNT';
 
 export function accountHolderView(holder: AccountHolderRecord) {
   return {
@@ -96,6 +108,34 @@ function ledgerViews(account: FinancialAccountRecord) {
   return [ledger('AVAILABLE_CASH', debitCents), ledger('CASH', debitCents - heldCents)];
 }
 
+interface AccountTransfersArguments extends PageArguments {
+  filterBy?: {
+    createdAt?: TimestampFilter | null;
+    updatedAt?: TimestampFilter | null;
+    transferActivityType?: ValueFilter<string> | null;
+    status?: ValueFilter<TransferStatus> | null;
+  } | null;
+}
+
+/** `FinancialAccount.interFinancialAccountTransfers`: transfers from or to the account, oldest first. */
+function accountTransfers(state: SandboxState, account: FinancialAccountRecord, args: AccountTransfersArguments) {
+  const filter = args.filterBy;
+  const transfers = [...state.transfers.values()].filter(
+    (transfer) =>
+      (transfer.fromFinancialAccountId === account.id || transfer.toFinancialAccountId === account.id) &&
+      withinValueFilter(transfer.status, filter?.status) &&
+      withinValueFilter(TRANSFER_ACTIVITY_TYPE, filter?.transferActivityType) &&
+      withinTimestampFilter(transfer.createdAt, filter?.createdAt) &&
+      withinTimestampFilter(transfer.updatedAt, filter?.updatedAt),
+  );
+  return connection(
+    transfers,
+    args,
+    (transfer) => transfer.id,
+    (transfer) => transferView(state, transfer),
+  );
+}
+
 export function financialAccountView(state: SandboxState, account: FinancialAccountRecord) {
   return {
     __typename: 'FinancialAccount',
@@ -114,6 +154,13 @@ export function financialAccountView(state: SandboxState, account: FinancialAcco
       const wanted = args.ledgerNames;
       return wanted ? ledgers.filter((ledger) => wanted.includes(ledger.name)) : ledgers;
     },
+    interFinancialAccountTransfers: (args: AccountTransfersArguments) => accountTransfers(state, account, args),
+    /*
+     * transactionViews imports this module too: the cycle is safe because each side calls the other
+     * only at query time. `unknown` keeps TypeScript from inferring the two views' types in a circle.
+     */
+    transactionEvents: (args: Parameters<typeof accountTransactionEvents>[2]): unknown =>
+      accountTransactionEvents(state, account.id, args),
     createdAt: account.createdAt,
     updatedAt: () => account.updatedAt,
   };
@@ -142,7 +189,7 @@ export function transferView(state: SandboxState, transfer: TransferRecord) {
     amount: amountView(transfer.amountCents),
     status: () => transfer.status,
     statusReason: () => transfer.statusReason,
-    transferActivityType: 'LOAD_PAYMENT_CARD_ACCOUNT',
+    transferActivityType: TRANSFER_ACTIVITY_TYPE,
     memo: transfer.memo,
     fromFinancialAccount: () => financialAccountViewById(state, transfer.fromFinancialAccountId),
     toFinancialAccount: () => financialAccountViewById(state, transfer.toFinancialAccountId),

@@ -95,6 +95,11 @@ export const DisbursementSchema = Type.Object(
       Type.String({ description: 'Highnote’s transfer id, once initiated.', examples: ['iftr_8Kd'] }),
     ),
     settledAt: NullableTimestamp('Settled on the card.'),
+    spent: BalanceDollars(
+      'How much of it the participant has spent: card spend is attributed first-in-first-out to the settled disbursements that funded the card.',
+      120,
+    ),
+    remaining: BalanceDollars('What of it is still on the card; 0 until it settles.', 380),
     cancelledAt: NullableTimestamp('Cancelled, its money returned to the pool.'),
     createdAt: Timestamp('Opened at completion.'),
     updatedAt: Timestamp('Last changed.'),
@@ -102,7 +107,10 @@ export const DisbursementSchema = Type.Object(
   { $id: 'Disbursement' },
 );
 
-export function presentDisbursement(disbursement: Disbursement) {
+/** `spentCents`: from the card account's FIFO attribution (see spend/spend.ts); nothing spent when left out. */
+export function presentDisbursement(disbursement: Disbursement, spentCents = 0n) {
+  const settled = disbursement.status === 'settled';
+  const spent = settled ? spentCents : 0n;
   return {
     id: disbursement.id,
     object: 'disbursement' as const,
@@ -117,6 +125,8 @@ export function presentDisbursement(disbursement: Disbursement) {
     cardId: disbursement.cardId,
     highnoteTransferId: disbursement.highnoteTransferId,
     settledAt: iso(disbursement.settledAt),
+    spent: dollars(spent),
+    remaining: dollars(settled ? disbursement.amountCents - spent : 0n),
     cancelledAt: iso(disbursement.cancelledAt),
     createdAt: isoRequired(disbursement.createdAt),
     updatedAt: isoRequired(disbursement.updatedAt),

@@ -3,6 +3,7 @@ import type { Db } from '../platform/db.js';
 import { ApiError } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
 import { errorResponses, Id, ListOf, ListQuery, OneOf } from '../platform/schemas.js';
+import { spentOfDisbursements } from '../spend/spend.js';
 import { mutate, presented } from '../work/mutate.js';
 import { DisbursementSchema, disbursementStatuses, presentDisbursement } from './disbursement.js';
 import { cancelDisbursement, retryDisbursement } from './funding.js';
@@ -40,7 +41,8 @@ export function disbursementRoutes(app: App, deps: { db: Db }): void {
         afterId: decodeCursor(cursor),
         limit: pageSize(limit),
       });
-      return page(rows, limit, presentDisbursement);
+      const spent = await spentOfDisbursements(db, request.organizationId, rows);
+      return page(rows, limit, (row) => presentDisbursement(row, spent.get(row.id)));
     },
   );
 
@@ -58,7 +60,8 @@ export function disbursementRoutes(app: App, deps: { db: Db }): void {
     async (request) => {
       const disbursement = await getDisbursement(db, request.organizationId, request.params.id);
       if (disbursement === undefined) throw new ApiError('not_found', `No disbursement ${request.params.id}`);
-      return presentDisbursement(disbursement);
+      const spent = await spentOfDisbursements(db, request.organizationId, [disbursement]);
+      return presentDisbursement(disbursement, spent.get(disbursement.id));
     },
   );
 
@@ -86,7 +89,7 @@ export function disbursementRoutes(app: App, deps: { db: Db }): void {
       },
       async (request, reply) =>
         mutate(db, request, reply, 200, async (unit) =>
-          presented(await run(unit, request.params.id), presentDisbursement),
+          presented(await run(unit, request.params.id), (disbursement) => presentDisbursement(disbursement)),
         ),
     );
   }

@@ -9,6 +9,7 @@ import { centsOf } from '../issuer/highnote.js';
 import type { ApplicationStatusCode } from '../issuer/highnote-cards.js';
 import { assert, ok } from '../platform/errors.js';
 import { defineJob, type JobContext } from '../platform/jobs.js';
+import { merchantOf, recordSpendEvent, type SpendEventInput, type SpendEventKind } from '../spend/spend.js';
 import { runUnit } from '../work/runner.js';
 import type { UnitContext } from '../work/unit.js';
 import {
@@ -21,6 +22,7 @@ import {
   applicationEvents,
   cardLifecycleEvents,
   physicalOrderEvents,
+  spendEvents,
   transferCompleted,
   transferFailed,
 } from './subscriptions.js';
@@ -31,9 +33,9 @@ import {
  * status never goes back), so duplicates and any order of arrival end in the same state; the
  * polling jobs that follow the same things get there too when a notification is lost.
  *
- * Names without a state here (authorizations, clearings and reversals for the spend attribution
- * still to come, account statuses: Tranche keeps no financial account state of its own) are
- * stored and acknowledged only.
+ * Card transactions (authorizations, reversals, clearings, refunds) become spend events, each once
+ * by Highnote's event id (spend/spend.ts). Account statuses are stored and acknowledged only:
+ * Tranche keeps no financial account state of its own.
  */
 
 type Json = Record<string, unknown>;
@@ -82,7 +84,51 @@ async function apply(context: JobContext, issuers: Issuers, notificationId: stri
     await applyCardStatus(context, issuers, unitContext, node, name);
   } else if ((physicalOrderEvents as readonly string[]).includes(name)) {
     await applyPhysicalOrder(context, unitContext, node, name);
+  } else if ((spendEvents as readonly string[]).includes(name)) {
+    const input = spendEventOfNotification(name, node);
+    if (input !== undefined) {
+      await runUnit(context.db, unitContext, async (unit) => ok(await recordSpendEvent(unit, input, 'notification')));
+    }
   }
+}
+
+function amountCentsOf(value: unknown): bigint | undefined {
+  if (!isObject(value) || (typeof value.value !== 'string' && typeof value.value !== 'number')) return undefined;
+  return centsOf(value as unknown as Parameters<typeof centsOf>[0]);
+}
+
+/**
+ * A card transaction notification as a spend event. A clearing that credits the account is a
+ * refund; a declined authorization records what was asked for (it takes nothing).
+ */
+export function spendEventOfNotification(name: string, node: Json): SpendEventInput | undefined {
+  const id = text(node.id);
+  const transactionId = text(node.transactionId);
+  const paymentCardId = text(node.cardId) ?? (isObject(node.card) ? text(node.card.id) : undefined);
+  const occurredAt = text(node.createdAt);
+  if (id === undefined || transactionId === undefined || paymentCardId === undefined || occurredAt === undefined) {
+    return undefined;
+  }
+  let kind: SpendEventKind;
+  if (name === 'PAYMENT_CARD_AUTHORIZATION_APPROVED') kind = 'authorization_approved';
+  else if (name === 'PAYMENT_CARD_AUTHORIZATION_DECLINED') kind = 'authorization_declined';
+  else if (name === 'PAYMENT_CARD_AUTHORIZATION_REVERSED') kind = 'reversal';
+  else kind = text(node.accountingDirection) === 'CREDIT' ? 'refund' : 'clearing';
+  const amountCents =
+    kind === 'authorization_declined'
+      ? amountCentsOf(node.requestedAmount)
+      : (amountCentsOf(node.approvedAmount) ?? amountCentsOf(node.requestedAmount));
+  if (amountCents === undefined) return undefined;
+  return {
+    id,
+    transactionId,
+    paymentCardId,
+    kind,
+    amountCents,
+    responseCode: text(node.responseCode) ?? null,
+    merchant: merchantOf(node.merchantDetails),
+    occurredAt: new Date(occurredAt),
+  };
 }
 
 /**

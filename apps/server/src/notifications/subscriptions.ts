@@ -26,7 +26,7 @@ export const cardLifecycleEvents = [
 
 export const physicalOrderEvents = ['PHYSICAL_PAYMENT_CARD_SHIPPED', 'PHYSICAL_PAYMENT_CARD_SHIP_FAILED'] as const;
 
-/** Stored now, applied by the spend attribution of issue 8 (item 4). */
+/** Card transactions: recorded as spend events and attributed to the milestones that paid for them. */
 export const spendEvents = [
   'PAYMENT_CARD_AUTHORIZATION_APPROVED',
   'PAYMENT_CARD_AUTHORIZATION_DECLINED',

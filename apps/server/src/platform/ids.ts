@@ -20,6 +20,10 @@ export const idPrefixes = {
   card: 'card',
   webhookEndpoint: 'whe',
   webhookDelivery: 'whd',
+  agreement: 'agr',
+  consent: 'cns',
+  spend: 'spd',
+  reconciliationRun: 'rcn',
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

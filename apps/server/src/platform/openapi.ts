@@ -92,6 +92,13 @@ export const operationIds: Readonly<Record<string, string>> = {
   'POST /v1/webhook-endpoints/:id/rotate-secret': 'rotateWebhookEndpointSecret',
   'GET /v1/webhook-endpoints/:id/deliveries': 'listWebhookDeliveries',
   'POST /v1/webhook-endpoints/:id/deliveries/:deliveryId/redeliver': 'redeliverWebhookDelivery',
+
+  'GET /v1/users/:id/spend': 'listUserSpend',
+  'GET /v1/programs/:id/spend': 'listProgramSpend',
+
+  'POST /v1/reconciliation/runs': 'createReconciliationRun',
+  'GET /v1/reconciliation/runs': 'listReconciliationRuns',
+  'GET /v1/reconciliation/runs/:id': 'retrieveReconciliationRun',
 };
 
 /**
@@ -116,6 +123,10 @@ export const tagDescriptions: Readonly<Record<string, string>> = {
   cards:
     'Card issuance through Highnote: the KYC application, then a virtual card at once or a physical card shipped; never a card number.',
   events: 'Every state change as an event (`usertask.completed`), carrying the resource as the API presents it.',
+  spend:
+    'What participants spent on their cards, as Highnote reported it, and the milestones that paid for each dollar (first-in-first-out over the disbursements that funded the card).',
+  reconciliation:
+    'Runs that compare Tranche’s disbursements and ledger with Highnote’s transfers and balances, report every mismatch and repair what is safe to repair.',
   webhooks:
     'Partner webhooks: endpoints that receive your events as signed POSTs (Standard Webhooks), retried on a published schedule, with a delivery log and manual redelivery.',
 };

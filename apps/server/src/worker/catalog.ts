@@ -8,6 +8,7 @@ import { registerTargetJob } from '../notifications/targets.js';
 import type { Db } from '../platform/db.js';
 import { type AnyJobDefinition, defineJob, deleteSucceededJobs, type JobCatalog } from '../platform/jobs.js';
 import { releaseOpenJob } from '../programs/service.js';
+import { defaultReconciliationIntervalMs, reconciliationJobs } from '../reconciliation/run.js';
 import { expireDueJobName, expireDueUserTasks } from '../usertasks/expiry.js';
 import { type WebhookDeliveryOptions, webhookJobs } from '../webhooks/delivery.js';
 
@@ -102,6 +103,8 @@ export function jobCatalog(options: {
    * opens the endpoints' secrets. Tests shorten `retryDelaysMs` and `fanOutIntervalMs`.
    */
   webhooks?: WebhookDeliveryOptions;
+  /** How often every configured organization is reconciled with Highnote; daily by default. */
+  reconciliationIntervalMs?: number;
 }): JobCatalog {
   const sweep = (intervalMs: number) => ({
     maxAttempts: sweepMaxAttempts,
@@ -124,6 +127,10 @@ export function jobCatalog(options: {
           ...cardControlJobs({ issuers: options.issuers }),
           registerTargetJob({ issuers: options.issuers }),
           applyNotificationJob({ issuers: options.issuers }),
+          ...reconciliationJobs({
+            issuers: options.issuers,
+            intervalMs: options.reconciliationIntervalMs ?? defaultReconciliationIntervalMs,
+          }),
         ];
   const definitions: AnyJobDefinition[] = [
     ...(issuerJobs as AnyJobDefinition[]),

@@ -278,6 +278,12 @@ export const BASE_SDL = /* GraphQL */ `
     cardProduct: CardProduct
     cardProductApplication: AccountHolderCardProductApplication
     ledgers(ledgerNames: [LedgerName!]): [Ledger!]
+    "Transfers from or to this account, oldest first."
+    interFinancialAccountTransfers(
+      first: Int = 20
+      after: String
+      filterBy: InterFinancialAccountTransferFilterInput
+    ): InterFinancialAccountTransferConnection
     createdAt: String
     updatedAt: String
   }
@@ -295,6 +301,30 @@ export const BASE_SDL = /* GraphQL */ `
     hasPreviousPage: Boolean!
     startCursor: String
     endCursor: String
+  }
+
+  # Search filters, as Highnote's Search API takes them
+
+  input TimestampFilterInputRange {
+    start: String
+    end: String
+  }
+
+  input TimestampFilterInput {
+    equals: String
+    notEquals: String
+    lessThan: String
+    lessThanOrEquals: String
+    greaterThan: String
+    greaterThanOrEquals: String
+    between: TimestampFilterInputRange
+  }
+
+  input IDFilterInput {
+    equals: ID
+    notEquals: ID
+    includes: [ID!]
+    excludes: [ID!]
   }
 
   type FinancialAccountEdge {
@@ -446,6 +476,38 @@ export const BASE_SDL = /* GraphQL */ `
     toFinancialAccount: FinancialAccount
     createdAt: String
     updatedAt: String
+  }
+
+  input InterFinancialAccountTransferStatusFilterInput {
+    equals: InterFinancialAccountTransferStatus
+    notEquals: InterFinancialAccountTransferStatus
+    includes: [InterFinancialAccountTransferStatus!]
+    excludes: [InterFinancialAccountTransferStatus!]
+  }
+
+  input InterFinancialAccountTransferActivityTypeFilterInput {
+    equals: InterFinancialAccountTransferActivityType
+    notEquals: InterFinancialAccountTransferActivityType
+    includes: [InterFinancialAccountTransferActivityType!]
+    excludes: [InterFinancialAccountTransferActivityType!]
+  }
+
+  "Highnote also filters on \`amount: MoneyFilterInput\`; the sandbox does not yet."
+  input InterFinancialAccountTransferFilterInput {
+    createdAt: TimestampFilterInput
+    updatedAt: TimestampFilterInput
+    transferActivityType: InterFinancialAccountTransferActivityTypeFilterInput
+    status: InterFinancialAccountTransferStatusFilterInput
+  }
+
+  type InterFinancialAccountTransferEdge {
+    cursor: String!
+    node: InterFinancialAccountTransfer
+  }
+
+  type InterFinancialAccountTransferConnection {
+    pageInfo: PageInfo!
+    edges: [InterFinancialAccountTransferEdge!]
   }
 
   union InitiateTransferFromFundingFinancialAccountToPaymentCardFinancialAccountPayload =

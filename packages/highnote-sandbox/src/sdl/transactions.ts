@@ -38,6 +38,11 @@ export const TRANSACTIONS_SDL = /* GraphQL */ `
     simulateRefund(input: SimulateRefundInput!): SimulateRefundPayload
   }
 
+  extend type FinancialAccount {
+    "The card transaction events on this account, oldest first."
+    transactionEvents(first: Int = 20, after: String, filterBy: TransactionEventsFilterInput): TransactionEventConnection
+  }
+
   enum AccountingDirection {
     DEBIT
     CREDIT
@@ -67,6 +72,30 @@ export const TRANSACTIONS_SDL = /* GraphQL */ `
     ISSUER_PRELIMINARY_AUTHORIZATION_EVENT
     ENHANCED_DATA_EVENT
     ADJUSTMENT_EVENT
+  }
+
+  input TransactionEventFilterInput {
+    equals: TransactionEventFilter
+    notEquals: TransactionEventFilter
+    includes: [TransactionEventFilter!]
+    excludes: [TransactionEventFilter!]
+  }
+
+  input TransactionEventResponseCodeFilterInput {
+    equals: TransactionEventResponseCode
+    notEquals: TransactionEventResponseCode
+    includes: [TransactionEventResponseCode!]
+    excludes: [TransactionEventResponseCode!]
+  }
+
+  "The subset of Highnote's filter the sandbox applies; amounts, merchants and network codes are not here yet."
+  input TransactionEventsFilterInput {
+    eventType: TransactionEventFilterInput
+    responseCode: TransactionEventResponseCodeFilterInput
+    paymentCardId: IDFilterInput
+    transactionId: IDFilterInput
+    id: IDFilterInput
+    createdAt: TimestampFilterInput
   }
 
   input MerchantDetailsInput {
@@ -134,6 +163,16 @@ export const TRANSACTIONS_SDL = /* GraphQL */ `
     currentFinancialAccountAvailableToSpendAmount: Amount
     transactionProcessingType: CardTransactionProcessingType
     pointOfServiceDetails: PointOfServiceDetails
+  }
+
+  type TransactionEventEdge {
+    cursor: String!
+    node: TransactionEvent
+  }
+
+  type TransactionEventConnection {
+    pageInfo: PageInfo!
+    edges: [TransactionEventEdge!]
   }
 
   type DebitTransaction implements Node {
