@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
 import { signatureToleranceMs } from '../src/notifications/signature.js';
 import { retireSigningKey, rotateSigningKey, targetOf } from '../src/notifications/targets.js';
+import { threePurchases } from './card-flow.js';
 import { type Client, countRows, newOrganization, pollUntil, startTestServer, type TestServer } from './harness.js';
 
 // Highnote's notifications in, over real HTTP: the sandbox registers the test server's own URL as
@@ -82,8 +83,11 @@ const person = {
   address: { line1: '123 Main St', city: 'San Francisco', state: 'CA', postalCode: '94105', country: 'USA' },
 };
 
-/** Person → application → card (suspended and activated again) → two milestones completed and settled. */
-async function fullFlow(call: Client) {
+/**
+ * Person → application → card (suspended and activated again) → two milestones completed and
+ * settled → three purchases. With notifications dropped, a reconciliation run recovers the spend.
+ */
+async function fullFlow(call: Client, options: { reconcile?: boolean } = {}) {
   const user = await call('POST', '/v1/users', person);
   const application = await call('POST', '/v1/applications', {
     userId: user.body.id,
@@ -109,16 +113,40 @@ async function fullFlow(call: Client) {
     });
     expect((await call('PUT', `/v1/usertasks/${assigned.body.id}/complete`)).status).toBe(200);
     userTasks.push(assigned.body.id);
-  }
-  for (const id of userTasks) {
+    // Funded before the next completes: the disbursements settle in this order, which the spend's
+    // first-in-first-out attribution follows.
     await until(
-      () => call('GET', `/v1/usertasks/${id}`),
+      () => call('GET', `/v1/usertasks/${assigned.body.id}`),
       (answer) => answer.body.status === 'funded',
       'funding',
     );
   }
+  const purchases = await threePurchases(sandbox, card.body.highnotePaymentCardId);
+  if (options.reconcile === true) {
+    const run = await call('POST', '/v1/reconciliation/runs');
+    expect(run.status).toBe(201);
+    await until(
+      () => call('GET', `/v1/reconciliation/runs/${run.body.id}`),
+      (answer) => answer.body.status === 'completed',
+      'the reconciliation run',
+    );
+  }
+  await until(
+    () => call('GET', `/v1/users/${user.body.id}/spend`),
+    (answer) =>
+      answer.body.data?.length === 3 &&
+      answer.body.data.every((spend: { status: string }) => spend.status !== 'authorized') &&
+      answer.body.data.some((spend: { status: string }) => spend.status === 'refunded'),
+    'the spend',
+  );
   // Let late and doubled notifications land before the states are read.
   await new Promise((resolve) => setTimeout(resolve, 300));
+  const spend = await call('GET', `/v1/users/${user.body.id}/spend`);
+  const transactionNames = new Map([
+    [purchases.groceries, 'groceries'],
+    [purchases.hotel, 'hotel'],
+    [purchases.boots, 'boots'],
+  ]);
   const finalCard = await call('GET', `/v1/cards/${card.body.id}`);
   const finalApplication = await call('GET', `/v1/applications/${application.body.id}`);
   const disbursements = await call('GET', '/v1/disbursements');
@@ -126,11 +154,36 @@ async function fullFlow(call: Client) {
   const ledger = await call('GET', `/v1/programs/${program.body.id}/ledger`);
   const events = await call('GET', '/v1/events?limit=100');
   const eventCounts: Record<string, number> = {};
-  for (const event of events.body.data) eventCounts[event.type] = (eventCounts[event.type] ?? 0) + 1;
+  for (const event of events.body.data) {
+    // A reconciliation run is how lost notifications are recovered, not a state of the flow.
+    if (event.type !== 'reconciliation.completed') eventCounts[event.type] = (eventCounts[event.type] ?? 0) + 1;
+  }
   return {
     application: finalApplication.body.status,
     card: finalCard.body.status,
-    disbursements: disbursements.body.data.map((d: { status: string; amount: number }) => [d.status, d.amount]),
+    disbursements: disbursements.body.data.map(
+      (d: { status: string; amount: number; spent: number; remaining: number }) => [
+        d.status,
+        d.amount,
+        d.spent,
+        d.remaining,
+      ],
+    ),
+    spend: spend.body.data
+      .map(
+        (s: {
+          highnoteTransactionId: string;
+          status: string;
+          amount: number;
+          attributions: { userTaskId: string; amount: number }[];
+        }) => ({
+          purchase: transactionNames.get(s.highnoteTransactionId),
+          status: s.status,
+          amount: s.amount,
+          attributions: s.attributions.map((a) => [userTasks.indexOf(a.userTaskId), a.amount]),
+        }),
+      )
+      .sort((a: { purchase: string }, b: { purchase: string }) => a.purchase.localeCompare(b.purchase)),
     balances: finalProgram.body.balances,
     ledgerEntries: ledger.body.data?.length ?? null,
     eventCounts,
@@ -154,8 +207,21 @@ describe('notifications from Highnote', () => {
     expect(clean.application).toBe('approved');
     expect(clean.card).toBe('active');
     expect(clean.disbursements).toEqual([
-      ['settled', 40.5],
-      ['settled', 125],
+      ['settled', 40.5, 15, 25.5],
+      ['settled', 125, 125, 0],
+    ]);
+    expect(clean.spend).toEqual([
+      {
+        purchase: 'boots',
+        status: 'refunded',
+        amount: 40,
+        attributions: [
+          [0, 25],
+          [1, 15],
+        ],
+      },
+      { purchase: 'groceries', status: 'cleared', amount: 100, attributions: [[0, 100]] },
+      { purchase: 'hotel', status: 'reversed', amount: 0, attributions: [] },
     ]);
     const names = await storedNotifications(org.id);
     expect(names).toContain('NOTIFICATION_ACTIVATION');
@@ -177,7 +243,7 @@ describe('notifications from Highnote', () => {
       const org = await organizationWithTarget(`Mode ${mode}`);
       await control('/_sandbox/notifications', mode === 'reverse' ? { mode, holdMs: 150 } : { mode });
       try {
-        const outcome = await fullFlow(org.call);
+        const outcome = await fullFlow(org.call, { reconcile: mode === 'drop' });
         expect(outcome).toEqual(clean);
         const names = await storedNotifications(org.id);
         // Stored once per notification event id, however often it arrived.
