@@ -55,6 +55,10 @@ export type WebhookEndpoint = Schemas['WebhookEndpoint'];
 export type WebhookEndpointWithSecret = Schemas['WebhookEndpointWithSecret'];
 /** One event's delivery to one endpoint: attempts, last status code, error. */
 export type WebhookDelivery = Schemas['WebhookDelivery'];
+/** A card transaction and the milestones that paid for it. */
+export type Spend = Schemas['Spend'];
+/** A comparison of Tranche's records with Highnote's, with what it found and repaired. */
+export type ReconciliationRun = Schemas['ReconciliationRun'];
 /** The error envelope every failed request answers with. */
 export type ErrorBody = Schemas['Error'];
 /** The closed list of error codes the API answers with. */
@@ -112,6 +116,11 @@ export type WebhookEndpointList = ResultOf<operations['listWebhookEndpoints']>;
 export type WebhookEndpointUpdateParams = BodyOf<operations['updateWebhookEndpoint']>;
 export type WebhookDeliveryListParams = QueryOf<operations['listWebhookDeliveries']>;
 export type WebhookDeliveryList = ResultOf<operations['listWebhookDeliveries']>;
+export type UserSpendParams = QueryOf<operations['listUserSpend']>;
+export type ProgramSpendParams = QueryOf<operations['listProgramSpend']>;
+export type SpendList = ResultOf<operations['listUserSpend']>;
+export type ReconciliationRunListParams = QueryOf<operations['listReconciliationRuns']>;
+export type ReconciliationRunList = ResultOf<operations['listReconciliationRuns']>;
 
 type TaskAssignmentPath = operations['assignTask']['parameters']['path'];
 
@@ -683,6 +692,22 @@ export class Programs {
       options,
     });
   }
+  /**
+   * The spends this program's milestones paid for, newest first.
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.programs.spend('prg_123');
+   * ```
+   */
+  async spend(id: string, params: ProgramSpendParams = {}, options?: RequestOptions): Promise<SpendList> {
+    return this.#transport.send({
+      method: 'GET',
+      path: `/v1/programs/${segment(id, 'id')}/spend`,
+      query: params,
+      options,
+    });
+  }
 
   /**
    * Lists the program's enrollments, one page at a time.
@@ -837,6 +862,25 @@ export class Users {
    */
   async update(id: string, params: UserUpdateParams, options?: RequestOptions): Promise<User> {
     return this.#transport.send({ method: 'PATCH', path: `/v1/users/${segment(id, 'id')}`, body: params, options });
+  }
+
+  /**
+   * What the participant spent on their cards, newest first, each spend with the milestones that
+   * paid for it (first-in-first-out over the disbursements that funded the card).
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.users.spend('usr_123');
+   * for (const spend of data) console.log(spend.merchant.name, spend.amount, spend.attributions);
+   * ```
+   */
+  async spend(id: string, params: UserSpendParams = {}, options?: RequestOptions): Promise<SpendList> {
+    return this.#transport.send({
+      method: 'GET',
+      path: `/v1/users/${segment(id, 'id')}/spend`,
+      query: params,
+      options,
+    });
   }
 }
 
@@ -1709,6 +1753,60 @@ function verifyWebhook(
  */
 export const webhooks = { verify: verifyWebhook } as const;
 
+/** Reconciliation runs: Tranche's disbursements, spend and ledger compared with Highnote's. */
+export class Reconciliation {
+  readonly #transport: Transport;
+
+  /**
+   * Reached through a client; not built directly.
+   *
+   * @example
+   * ```ts
+   * const reconciliation = new Tranche({ apiKey: 'sk_test', baseUrl: 'http://127.0.0.1:3000' }).reconciliation;
+   * ```
+   */
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * Starts a run; it is `queued`, then `completed` with its mismatches (or `failed`).
+   *
+   * @example
+   * ```ts
+   * const run = await tranche.reconciliation.createRun();
+   * ```
+   */
+  async createRun(options?: RequestOptions): Promise<ReconciliationRun> {
+    return this.#transport.send({ method: 'POST', path: '/v1/reconciliation/runs', options });
+  }
+
+  /**
+   * Lists runs, newest first.
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.reconciliation.listRuns({ limit: 10 });
+   * ```
+   */
+  async listRuns(params: ReconciliationRunListParams = {}, options?: RequestOptions): Promise<ReconciliationRunList> {
+    return this.#transport.send({ method: 'GET', path: '/v1/reconciliation/runs', query: params, options });
+  }
+
+  /**
+   * Retrieves a run with every mismatch it found and what it repaired.
+   *
+   * @example
+   * ```ts
+   * const run = await tranche.reconciliation.retrieveRun('rcn_123');
+   * for (const mismatch of run.mismatches ?? []) console.log(mismatch.kind, mismatch.resolution);
+   * ```
+   */
+  async retrieveRun(id: string, options?: RequestOptions): Promise<ReconciliationRun> {
+    return this.#transport.send({ method: 'GET', path: `/v1/reconciliation/runs/${segment(id, 'id')}`, options });
+  }
+}
+
 /**
  * The Tranche API client.
  *
@@ -1734,6 +1832,7 @@ export class Tranche {
   readonly cards: Cards;
   readonly events: Events;
   readonly webhookEndpoints: WebhookEndpoints;
+  readonly reconciliation: Reconciliation;
   readonly #transport: Transport;
 
   /**
@@ -1761,6 +1860,7 @@ export class Tranche {
     this.cards = new Cards(this.#transport);
     this.events = new Events(this.#transport);
     this.webhookEndpoints = new WebhookEndpoints(this.#transport);
+    this.reconciliation = new Reconciliation(this.#transport);
   }
 
   /**

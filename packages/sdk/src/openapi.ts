@@ -732,6 +732,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/users/{id}/spend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List what a participant spent on their cards, and which milestones paid for it
+         * @description Each card transaction Highnote reported, newest first, with the disbursements (and so the milestones) it drew on. Spends on a card account draw on the disbursements settled into it, oldest first.
+         */
+        get: operations["listUserSpend"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/programs/{id}/spend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the spends a program’s milestones paid for
+         * @description Every card transaction that drew on a disbursement of this program, newest first. Each lists all its attributions, including those to other programs.
+         */
+        get: operations["listProgramSpend"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reconciliation/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List reconciliation runs, newest first */
+        get: operations["listReconciliationRuns"];
+        put?: never;
+        /**
+         * Start a reconciliation run against Highnote
+         * @description Queues a run that compares your disbursements, spend and ledger with Highnote’s transfers, transaction events and balances. Follow it with `GET /v1/reconciliation/runs/{id}`; a `reconciliation.completed` event announces its end. Runs also start daily on their own.
+         */
+        post: operations["createReconciliationRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reconciliation/runs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve a reconciliation run with every mismatch it found */
+        get: operations["retrieveReconciliationRun"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1413,6 +1491,16 @@ export interface components {
              */
             settledAt: string | null;
             /**
+             * @description How much of it the participant has spent: card spend is attributed first-in-first-out to the settled disbursements that funded the card. Decimal dollars.
+             * @example 120
+             */
+            spent: number;
+            /**
+             * @description What of it is still on the card; 0 until it settles. Decimal dollars.
+             * @example 380
+             */
+            remaining: number;
+            /**
              * @description Cancelled, its money returned to the pool. ISO 8601, UTC.
              * @example 2026-11-25T10:00:00.000Z
              */
@@ -1625,7 +1713,7 @@ export interface components {
              * @description What happened, as `resource.verb`.
              * @example usertask.completed
              */
-            type: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed";
+            type: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed" | "spend.authorized" | "spend.declined" | "spend.reversed" | "spend.cleared" | "spend.refunded" | "reconciliation.completed" | "agreement.created" | "agreement.version_created" | "consent.accepted" | "consent.withdrawn" | "usertask.pending_approval" | "usertask.approved" | "usertask.rejected" | "api_key.created" | "api_key.revoked" | "client_credential.created" | "client_credential.revoked";
             /**
              * Format: date-time
              * @description When the change was committed. ISO 8601, UTC.
@@ -1908,6 +1996,228 @@ export interface components {
              * @example 2026-11-25T10:00:00.000Z
              */
             createdAt: string;
+        };
+        Spend: {
+            /**
+             * @description Spend id.
+             * @example spd_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `spend`.
+             * @example spend
+             * @enum {string}
+             */
+            object: "spend";
+            /**
+             * @description Participant.
+             * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            userId: string;
+            /**
+             * @description The card used.
+             * @example card_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            cardId: string;
+            /**
+             * @description Highnote’s transaction id.
+             * @example txn_5Qe
+             */
+            highnoteTransactionId: string;
+            /**
+             * @description What the transaction holds or took from the card now: held + cleared − refunded. Decimal dollars.
+             * @example 42.5
+             */
+            amount: number;
+            /**
+             * @description `authorized` (held), `declined`, `reversed` (hold released), `cleared` (taken), `refunded` (some or all returned).
+             * @example cleared
+             */
+            status: "authorized" | "declined" | "reversed" | "cleared" | "refunded";
+            /**
+             * @description Approved by authorizations. Decimal dollars.
+             * @example 42.5
+             */
+            authorizedAmount: number;
+            /**
+             * @description Released by reversals. Decimal dollars.
+             * @example 0
+             */
+            reversedAmount: number;
+            /**
+             * @description Taken by clearings. Decimal dollars.
+             * @example 42.5
+             */
+            clearedAmount: number;
+            /**
+             * @description Returned by refunds. Decimal dollars.
+             * @example 0
+             */
+            refundedAmount: number;
+            /** @description Where the card was used, as Highnote reported it. */
+            merchant: {
+                /**
+                 * @description Merchant name.
+                 * @example CORNER GROCERY
+                 */
+                name: string | null;
+                /**
+                 * @description Merchant category.
+                 * @example GROCERY_STORES_SUPERMARKETS
+                 */
+                category: string | null;
+                /**
+                 * @description Merchant category code (MCC).
+                 * @example 5411
+                 */
+                categoryCode: string | null;
+                /**
+                 * @description The acquirer’s merchant id.
+                 * @example MID123
+                 */
+                merchantId: string | null;
+                /**
+                 * @description ISO 3166 alpha-3 country.
+                 * @example USA
+                 */
+                country: string | null;
+            };
+            /** @description The milestones that paid for the spend, first-in-first-out over the card account’s settled disbursements. */
+            attributions: {
+                /**
+                 * @description The disbursement whose money this draws on.
+                 * @example dsb_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                disbursementId: string;
+                /**
+                 * @description The milestone that disbursement paid for.
+                 * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                userTaskId: string;
+                /**
+                 * @description Its program.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                programId: string;
+                /**
+                 * @description How much of the spend it paid. Decimal dollars.
+                 * @example 42.5
+                 */
+                amount: number;
+            }[];
+            /**
+             * @description Drawn on money no disbursement put on the card. Decimal dollars.
+             * @example 0
+             */
+            unattributedAmount: number;
+            /**
+             * Format: date-time
+             * @description The transaction’s first event at Highnote. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            occurredAt: string;
+            /**
+             * Format: date-time
+             * @description Its latest event at Highnote. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            updatedAt: string;
+        };
+        ReconciliationRun: {
+            /**
+             * @description Reconciliation run id.
+             * @example rcn_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `reconciliation_run`.
+             * @example reconciliation_run
+             * @enum {string}
+             */
+            object: "reconciliation_run";
+            /**
+             * @description `manual` (POST /v1/reconciliation/runs) or `scheduled` (the daily run).
+             * @example manual
+             */
+            trigger: "manual" | "scheduled";
+            /**
+             * @description `queued` → `running` → `completed`, or `failed` when Highnote could not be read.
+             * @example completed
+             */
+            status: "queued" | "running" | "completed" | "failed";
+            /**
+             * @description Why the run failed.
+             * @example Highnote is not reachable
+             */
+            failureReason: string | null;
+            summary: {
+                /** @example 120 */
+                disbursementsChecked: number;
+                /** @example 120 */
+                transfersChecked: number;
+                /** @example 40 */
+                accountsChecked: number;
+                /** @example 310 */
+                transactionEventsChecked: number;
+                /** @example 1 */
+                mismatches: number;
+                /** @example 1 */
+                repaired: number;
+            } | null;
+            /** @description Every difference found, in the order found (on retrieval). */
+            mismatches?: {
+                /**
+                 * @description `missing` (one side lacks what the other has), `unknown` (Highnote has what Tranche did not make), `status`, `amount`, `balance`, `ledger`.
+                 * @example status
+                 */
+                kind: "missing" | "unknown" | "status" | "amount" | "balance" | "ledger";
+                /**
+                 * @description The ids concerned: `disbursementId`, `highnoteTransferId`, `financialAccountId`, `transactionEventId`…
+                 * @example {
+                 *       "disbursementId": "dsb_01jd8x",
+                 *       "highnoteTransferId": "iftr_8Kd"
+                 *     }
+                 */
+                subject: {
+                    [key: string]: string;
+                };
+                /**
+                 * @description What Tranche’s record says.
+                 * @example settled
+                 */
+                expected: string;
+                /**
+                 * @description What was found.
+                 * @example processing (the transfer’s notification did not arrive)
+                 */
+                actual: string;
+                /**
+                 * @description Whether the run repaired it.
+                 * @example true
+                 */
+                repaired: boolean;
+                /**
+                 * @description What the run did, or why it only reported.
+                 * @example Settled the disbursement: ledger in_transit → disbursed, the user task funded.
+                 */
+                resolution: string;
+            }[];
+            /**
+             * Format: date-time
+             * @description Requested. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description Started. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            startedAt: string | null;
+            /**
+             * @description Completed or failed. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            completedAt: string | null;
         };
     };
     responses: never;
@@ -7131,7 +7441,7 @@ export interface operations {
                  * @description Only events of this type.
                  * @example usertask.completed
                  */
-                type?: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed";
+                type?: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed" | "spend.authorized" | "spend.declined" | "spend.reversed" | "spend.cleared" | "spend.refunded" | "reconciliation.completed" | "agreement.created" | "agreement.version_created" | "consent.accepted" | "consent.withdrawn" | "usertask.pending_approval" | "usertask.approved" | "usertask.rejected" | "api_key.created" | "api_key.revoked" | "client_credential.created" | "client_credential.revoked";
                 /**
                  * @description Only events created after this instant. ISO 8601, UTC.
                  * @example 2026-11-25T10:00:00.000Z
@@ -7606,7 +7916,7 @@ export interface operations {
                      *       "disbursement.settled"
                      *     ]
                      */
-                    eventTypes: ("*" | "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed")[];
+                    eventTypes: ("*" | "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed" | "spend.authorized" | "spend.declined" | "spend.reversed" | "spend.cleared" | "spend.refunded" | "reconciliation.completed" | "agreement.created" | "agreement.version_created" | "consent.accepted" | "consent.withdrawn" | "usertask.pending_approval" | "usertask.approved" | "usertask.rejected" | "api_key.created" | "api_key.revoked" | "client_credential.created" | "client_credential.revoked")[];
                     /**
                      * @description Your note about the endpoint.
                      * @example Payroll sync, production
@@ -7920,7 +8230,7 @@ export interface operations {
                      *       "disbursement.settled"
                      *     ]
                      */
-                    eventTypes?: ("*" | "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed")[];
+                    eventTypes?: ("*" | "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed" | "spend.authorized" | "spend.declined" | "spend.reversed" | "spend.cleared" | "spend.refunded" | "reconciliation.completed" | "agreement.created" | "agreement.version_created" | "consent.accepted" | "consent.withdrawn" | "usertask.pending_approval" | "usertask.approved" | "usertask.rejected" | "api_key.created" | "api_key.revoked" | "client_credential.created" | "client_credential.revoked")[];
                     /**
                      * @description Your note about the endpoint; null removes it.
                      * @example Payroll sync, production
@@ -8325,6 +8635,472 @@ export interface operations {
             };
             /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listUserSpend: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                /**
+                 * @description Only spends on this card.
+                 * @example card_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                cardId?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Participant id.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of spends. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["Spend"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listProgramSpend: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of spends. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["Spend"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listReconciliationRuns: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of reconciliation runs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["ReconciliationRun"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createReconciliationRun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The reconciliation run, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationRun"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveReconciliationRun: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Reconciliation run id.
+                 * @example rcn_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The reconciliation run. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationRun"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
