@@ -13,6 +13,7 @@ import { enrollmentRoutes } from './enrollments/routes.js';
 import { eventRoutes } from './events/routes.js';
 import { jobRoutes } from './jobs/routes.js';
 import { notificationRoutes } from './notifications/routes.js';
+import { notificationTargetRoutes } from './notifications/target-routes.js';
 import { organizationRoutes } from './organizations/routes.js';
 import type { DatabaseHandle } from './platform/db.js';
 import { type App, installAuth, installErrorHandling, installValidation, maxBodyBytes } from './platform/http.js';
@@ -124,6 +125,7 @@ export async function buildApp(
   eventRoutes(app, { db });
   jobRoutes(app, { db });
   notificationRoutes(app, { db, issuers });
+  notificationTargetRoutes(app, { db, issuers });
   webhookEndpointRoutes(app, { db, encryptionKey: options.encryptionKey });
   spendRoutes(app, { db });
   reconciliationRoutes(app, { db });

@@ -143,6 +143,8 @@ function routes(): [string, string, unknown][] {
     ['POST', `/v1/webhook-endpoints/${endpointId}/rotate-secret`, undefined],
     ['GET', `/v1/webhook-endpoints/${endpointId}/deliveries`, undefined],
     ['POST', `/v1/webhook-endpoints/${endpointId}/deliveries/${deliveryId}/redeliver`, undefined],
+    ['GET', '/v1/configurations/notification-target', undefined],
+    ['POST', '/v1/configurations/notification-target/rotate-key', undefined],
     ['GET', `/v1/users/${userId}/spend`, undefined],
     ['GET', `/v1/programs/${programId}/spend`, undefined],
     ['POST', '/v1/reconciliation/runs', undefined],

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
 import { signatureToleranceMs } from '../src/notifications/signature.js';
-import { retireSigningKey, rotateSigningKey, targetOf } from '../src/notifications/targets.js';
+import { retireSigningKey, targetOf } from '../src/notifications/targets.js';
 import { threePurchases } from './card-flow.js';
 import { type Client, countRows, newOrganization, pollUntil, startTestServer, type TestServer } from './harness.js';
 
@@ -347,8 +347,13 @@ describe('POST /v1/webhooks refuses what it cannot verify', () => {
   });
 
   it('verifies against every active key during a rotation, and refuses a key once it is dropped', async () => {
-    const rotated = await rotateSigningKey(server.database.db, server.issuers, org.id);
-    expect(rotated.ok).toBe(true);
+    const shown = await org.call('GET', '/v1/configurations/notification-target');
+    expect(shown.body).toMatchObject({ status: 'registered', highnoteTargetId: org.targetId });
+    expect(shown.body.signingKeys).toHaveLength(1);
+    const rotated = await org.call('POST', '/v1/configurations/notification-target/rotate-key');
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.signingKeys).toHaveLength(2);
+    expect(JSON.stringify(rotated.body)).not.toContain(secret);
     const keys = (await sandboxTarget(org.targetId)).signingKeys;
     expect(keys).toHaveLength(2);
     const [oldKey, newKey] = keys as [{ id: string; secret: string }, { id: string; secret: string }];

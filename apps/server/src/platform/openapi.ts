@@ -67,6 +67,8 @@ export const operationIds: Readonly<Record<string, string>> = {
 
   'GET /v1/configurations': 'retrieveConfiguration',
   'PUT /v1/configurations': 'updateConfiguration',
+  'GET /v1/configurations/notification-target': 'retrieveNotificationTarget',
+  'POST /v1/configurations/notification-target/rotate-key': 'rotateNotificationSigningKey',
 
   'POST /v1/applications': 'createApplication',
   'GET /v1/applications': 'listApplications',
