@@ -3,6 +3,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import { agreementRoutes } from './agreements/routes.js';
+import { auditRoutes } from './audit/routes.js';
 import { cardRoutes } from './cards/routes.js';
 import type { Config } from './config.js';
 import { configurationRoutes } from './configurations/routes.js';
@@ -26,6 +27,7 @@ import { installOperationIds, openApiOptions } from './platform/openapi.js';
 import { ErrorBody } from './platform/schemas.js';
 import { programRoutes } from './programs/routes.js';
 import { reconciliationRoutes } from './reconciliation/routes.js';
+import { recordRoutes } from './record/routes.js';
 import { spendRoutes } from './spend/routes.js';
 import { taskRoutes } from './tasks/routes.js';
 import { userRoutes } from './users/routes.js';
@@ -131,6 +133,8 @@ export async function buildApp(
   reconciliationRoutes(app, { db });
   agreementRoutes(app, { db });
   credentialRoutes(app, { db });
+  recordRoutes(app, { db });
+  auditRoutes(app, { db });
   await app.ready();
   return app;
 }

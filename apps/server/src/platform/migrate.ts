@@ -11,6 +11,8 @@ import * as spend from './migrations/0008_spend.js';
 import * as reconciliation from './migrations/0009_reconciliation.js';
 import * as agreements from './migrations/0010_agreements.js';
 import * as credentials from './migrations/0011_credentials.js';
+import * as verification from './migrations/0012_verification.js';
+import * as audit from './migrations/0013_audit.js';
 
 /** The ordered migrations. A landed migration is frozen; changes come as a new entry. */
 const migrations: Record<string, Migration> = {
@@ -25,6 +27,8 @@ const migrations: Record<string, Migration> = {
   '0009_reconciliation': reconciliation,
   '0010_agreements': agreements,
   '0011_credentials': credentials,
+  '0012_verification': verification,
+  '0013_audit': audit,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

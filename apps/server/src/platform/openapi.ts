@@ -101,6 +101,13 @@ export const operationIds: Readonly<Record<string, string>> = {
   'POST /v1/reconciliation/runs': 'createReconciliationRun',
   'GET /v1/reconciliation/runs': 'listReconciliationRuns',
   'GET /v1/reconciliation/runs/:id': 'retrieveReconciliationRun',
+
+  'PUT /v1/usertasks/:id/approve': 'approveUserTask',
+  'PUT /v1/usertasks/:id/reject': 'rejectUserTask',
+  'GET /v1/usertasks/:id/record': 'retrieveUserTaskRecord',
+  'GET /v1/programs/:id/record': 'exportProgramRecord',
+
+  'GET /v1/audit-log': 'listAuditLog',
 };
 
 /**
@@ -129,6 +136,9 @@ export const tagDescriptions: Readonly<Record<string, string>> = {
     'What participants spent on their cards, as Highnote reported it, and the milestones that paid for each dollar (first-in-first-out over the disbursements that funded the card).',
   reconciliation:
     'Runs that compare Tranche’s disbursements and ledger with Highnote’s transfers and balances, report every mismatch and repair what is safe to repair.',
+  record:
+    'The program record, from stored facts only: why money was reserved, who completed and approved the milestone, what consent applied, and when the disbursement settled.',
+  audit: 'Every state change, with actor, credential and request, hash-chained per organization.',
   webhooks:
     'Partner webhooks: endpoints that receive your events as signed POSTs (Standard Webhooks), retried on a published schedule, with a delivery log and manual redelivery.',
 };
