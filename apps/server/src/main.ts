@@ -2,6 +2,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { type RunningSandbox, startSandbox } from '@tranche/highnote-sandbox';
 import { buildApp } from './app.js';
+import { verifyAuditLog } from './audit/verify.js';
 import { ConfigError, loadConfig } from './config.js';
 import { Issuers } from './configurations/service.js';
 import { openDatabase } from './platform/db.js';
@@ -9,7 +10,7 @@ import { migrateToLatest } from './platform/migrate.js';
 import { jobCatalog } from './worker/catalog.js';
 import { startWorker, type Worker } from './worker/worker.js';
 
-const usage = 'usage: tranche <serve|worker|migrate>';
+const usage = 'usage: tranche <serve|worker|migrate|audit verify>';
 
 /**
  * How long a graceful shutdown may take, in milliseconds, before the process gives up and exits
@@ -21,6 +22,7 @@ const shutdownTimeoutMs = 40_000;
 
 /** One program, three roles: `serve` (API and worker), `worker`, `migrate`. */
 async function main(role: string | undefined): Promise<void> {
+  if (role === 'audit') return auditCommand(process.argv[3]);
   if (role !== 'serve' && role !== 'worker' && role !== 'migrate') {
     console.error(usage);
     process.exitCode = 2;
@@ -151,6 +153,36 @@ function listenForShutdownSignals(): {
       return true;
     },
   };
+}
+
+/**
+ * `tranche audit verify`: recomputes the audit chain of every organization in the database that
+ * DATABASE_URL (or TRANCHE_DATA_DIR) names; exits 0 when it is intact, 1 naming the first broken
+ * entry, 2 on a usage or configuration error.
+ */
+async function auditCommand(action: string | undefined): Promise<void> {
+  if (action !== 'verify') {
+    console.error('usage: tranche audit verify');
+    process.exitCode = 2;
+    return;
+  }
+  const config = loadConfig();
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  try {
+    const verdict = await verifyAuditLog(database.db);
+    if (verdict.ok) {
+      console.log(
+        `audit log intact: ${verdict.organizations} organizations, ${verdict.blocks} blocks, ${verdict.events} events chained (${verdict.unchained} not chained yet)`,
+      );
+    } else {
+      console.error(
+        `audit log broken: organization ${verdict.organizationId}${verdict.blockNo === null ? '' : `, block ${verdict.blockNo}`}${verdict.eventId === null ? '' : `, event ${verdict.eventId} (sequence ${verdict.sequence})`}: ${verdict.problem}`,
+      );
+      process.exitCode = 1;
+    }
+  } finally {
+    await database.close();
+  }
 }
 
 main(process.argv[2]).catch((error: unknown) => {

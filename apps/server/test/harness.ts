@@ -79,6 +79,10 @@ export async function startTestServer(
     fundingVisibilityTimeoutMs?: number;
     /** How often the worker queues a reconciliation run for every configured organization. */
     reconciliationIntervalMs?: number;
+    /** Runs the worker (without a sandbox too) with the audit chain sealing events this old. */
+    auditSettleMs?: number;
+    /** How often the worker's recurring jobs run (a minute by default, so they stay out of the way). */
+    sweepIntervalMs?: number;
     /**
      * Runs partner webhook delivery in the worker (without a sandbox too), with a shorter
      * schedule so that retries happen within a test.
@@ -110,11 +114,12 @@ export async function startTestServer(
   const listening = app.server.address();
   if (listening !== null && typeof listening !== 'string') issuers.usePublicUrl(`http://127.0.0.1:${listening.port}`);
   const worker =
-    (options.sandbox === undefined && options.webhooks === undefined) || options.worker === false
+    (options.sandbox === undefined && options.webhooks === undefined && options.auditSettleMs === undefined) ||
+    options.worker === false
       ? undefined
       : startWorker(database.db, {
           catalog: jobCatalog({
-            sweepIntervalMs: 60_000,
+            sweepIntervalMs: options.sweepIntervalMs ?? 60_000,
             ...(options.sandbox === undefined ? {} : { issuers }),
             ...(options.fundingVisibilityTimeoutMs === undefined
               ? {}
@@ -122,6 +127,7 @@ export async function startTestServer(
             ...(options.reconciliationIntervalMs === undefined
               ? {}
               : { reconciliationIntervalMs: options.reconciliationIntervalMs }),
+            ...(options.auditSettleMs === undefined ? {} : { auditSettleMs: options.auditSettleMs }),
             ...(options.webhooks === undefined
               ? {}
               : { webhooks: { encryptionKey: testEncryptionKey, fanOutIntervalMs: 50, ...options.webhooks } }),

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { auditChainJob, defaultAuditSettleMs } from '../audit/chain.js';
 import { cardControlJobs } from '../cards/controls.js';
 import { followApplicationJob } from '../cards/jobs.js';
 import type { Issuers } from '../configurations/service.js';
@@ -105,6 +106,8 @@ export function jobCatalog(options: {
   webhooks?: WebhookDeliveryOptions;
   /** How often every configured organization is reconciled with Highnote; daily by default. */
   reconciliationIntervalMs?: number;
+  /** How old an event must be before the audit chain seals it (a minute by default; tests shorten it). */
+  auditSettleMs?: number;
 }): JobCatalog {
   const sweep = (intervalMs: number) => ({
     maxAttempts: sweepMaxAttempts,
@@ -135,6 +138,7 @@ export function jobCatalog(options: {
   const definitions: AnyJobDefinition[] = [
     ...(issuerJobs as AnyJobDefinition[]),
     releaseOpenJob,
+    auditChainJob({ intervalMs: options.sweepIntervalMs, settleMs: options.auditSettleMs ?? defaultAuditSettleMs }),
     ...((options.webhooks === undefined ? [] : webhookJobs(options.webhooks)) as AnyJobDefinition[]),
     defineJob<NoPayload>({
       name: expireDueJobName,
