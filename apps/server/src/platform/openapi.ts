@@ -108,6 +108,14 @@ export const operationIds: Readonly<Record<string, string>> = {
   'GET /v1/programs/:id/record': 'exportProgramRecord',
 
   'GET /v1/audit-log': 'listAuditLog',
+
+  'POST /v1/agreements': 'createAgreement',
+  'GET /v1/agreements': 'listAgreements',
+  'GET /v1/agreements/:id': 'retrieveAgreement',
+  'POST /v1/agreements/:id/versions': 'createAgreementVersion',
+  'GET /v1/agreements/:id/versions': 'listAgreementVersions',
+  'POST /v1/users/:id/agreements': 'createConsent',
+  'GET /v1/users/:id/agreements': 'listUserAgreements',
 };
 
 /**
@@ -132,6 +140,8 @@ export const tagDescriptions: Readonly<Record<string, string>> = {
   cards:
     'Card issuance through Highnote: the KYC application, then a virtual card at once or a physical card shipped; never a card number.',
   events: 'Every state change as an event (`usertask.completed`), carrying the resource as the API presents it.',
+  agreements:
+    'Versioned documents participants accept (e-sign consent, cardholder agreement, privacy notice, program terms), each version with a content hash, and each participant’s consent records and state.',
   spend:
     'What participants spent on their cards, as Highnote reported it, and the milestones that paid for each dollar (first-in-first-out over the disbursements that funded the card).',
   reconciliation:

@@ -12,6 +12,7 @@ import {
   OneOf,
   Timestamp,
 } from '../platform/schemas.js';
+import { type RequiredAgreement, RequiredAgreementsSchema, requiredAgreementsColumn } from './required-agreements.js';
 import {
   presentSpendControls,
   type SpendControls,
@@ -46,6 +47,7 @@ export interface Program {
   endsAt: Date | null;
   metadata: Record<string, string>;
   spendControls: SpendControls;
+  requiredAgreements: RequiredAgreement[];
   balances: ProgramBalances;
   poolAccountId: string;
   inTransitAccountId: string;
@@ -81,6 +83,7 @@ function programQuery(db: Db, organizationId: string) {
       'transit.debits_posted_cents as transit_debits_posted',
       'settled.credits_posted_cents as settled_credits_posted',
       'settled.debits_posted_cents as settled_debits_posted',
+      requiredAgreementsColumn('p').as('required_agreements'),
     ])
     .where('p.organization_id', '=', organizationId);
 }
@@ -132,6 +135,7 @@ function programOf(row: ProgramRow): Program {
     endsAt: dateOf(row.ends_at),
     metadata: row.metadata as Record<string, string>,
     spendControls: spendControlsFromStorage(row.spend_controls, `program ${row.id} spend_controls`),
+    requiredAgreements: row.required_agreements,
     balances,
     poolAccountId: row.pool_account_id,
     inTransitAccountId: row.in_transit_account_id,
@@ -200,6 +204,7 @@ export const ProgramSchema = Type.Object(
     spendControls: spendControlsSchema(
       'What the participants’ cards may be used for; `{}` for no controls. A card serving several programs carries the most restrictive combination of theirs.',
     ),
+    requiredAgreements: RequiredAgreementsSchema,
     createdAt: Timestamp('Created.'),
     updatedAt: Timestamp('Last changed.'),
     closedAt: NullableTimestamp('Closed.'),
@@ -231,6 +236,10 @@ export function presentProgram(program: Program) {
     endsAt: iso(program.endsAt),
     metadata: program.metadata,
     spendControls: presentSpendControls(program.spendControls),
+    requiredAgreements: program.requiredAgreements.map((item) => ({
+      agreementId: item.agreementId,
+      reconsentOnNewVersion: item.reconsentOnNewVersion,
+    })),
     createdAt: isoRequired(program.createdAt),
     updatedAt: isoRequired(program.updatedAt),
     closedAt: iso(program.closedAt),

@@ -24,6 +24,7 @@ import {
   programDescriptionExample,
   programStatuses,
 } from './program.js';
+import { RequiredAgreementsBody } from './required-agreements.js';
 import { closeProgram, createProgram, fundProgram, pauseProgram, resumeProgram, updateProgram } from './service.js';
 import { parseSpendControls, type SpendControlsBody, spendControlsSchema } from './spend-controls.js';
 
@@ -67,6 +68,11 @@ const CreateProgramBody = Type.Object(
         'What the participants’ cards may be used for: amounts, merchant categories and MCCs, merchants, cash and terminal types. Omit or send `{}` for no controls.',
       ),
     ),
+    requiredAgreements: Type.Optional(
+      RequiredAgreementsBody(
+        'The agreements (of your organization) the participants must accept before a milestone of theirs is completed or funded, each once. Omit for none.',
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -99,6 +105,11 @@ const UpdateProgramBody = Type.Object(
     spendControls: Type.Optional(
       spendControlsSchema(
         'Replaces the program’s spend controls as a whole (`{}` removes them); the participants’ cards follow.',
+      ),
+    ),
+    requiredAgreements: Type.Optional(
+      RequiredAgreementsBody(
+        'Replaces the program’s required agreements as a whole (`[]` removes them); consent is checked from the next completion on.',
       ),
     ),
   },

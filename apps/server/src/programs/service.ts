@@ -9,6 +9,11 @@ import { runUnit, systemContext } from '../work/runner.js';
 import type { UnitOfWork } from '../work/unit.js';
 import { findProgram, type Program, type ProgramStatus, presentProgram } from './program.js';
 import {
+  type RequiredAgreement,
+  replaceRequiredAgreements,
+  validateRequiredAgreements,
+} from './required-agreements.js';
+import {
   noSpendControls,
   type SpendControls,
   spendControlsDigest,
@@ -35,6 +40,7 @@ export interface CreateProgramInput {
   endsAt?: string | undefined;
   metadata?: Record<string, string> | undefined;
   spendControls?: SpendControls | undefined;
+  requiredAgreements?: readonly RequiredAgreement[] | undefined;
 }
 
 /** Most open user tasks one closing or dismissal releases in its own transaction; a job does the rest. */
@@ -67,6 +73,9 @@ export async function createProgram(unit: UnitOfWork, input: CreateProgramInput)
   ) {
     return fail('validation_error', 'endsAt must be after startsAt', 'endsAt');
   }
+  const requiredAgreements = input.requiredAgreements ?? [];
+  const valid = await validateRequiredAgreements(tx, organizationId, requiredAgreements);
+  if (!valid.ok) return valid;
   const id = newId('program');
   const funding = await fundingAccountId(tx, organizationId);
   const accounts = { pool: newId('account'), in_transit: newId('account'), disbursed: newId('account') } as const;
@@ -107,6 +116,7 @@ export async function createProgram(unit: UnitOfWork, input: CreateProgramInput)
       updated_at: unit.now,
     })
     .execute();
+  await replaceRequiredAgreements(unit, id, requiredAgreements);
   if (input.totalAwardPoolCents > 0n) {
     unit.moveMoney([
       {
@@ -147,6 +157,8 @@ export interface UpdateProgramInput {
   metadata?: Record<string, string> | undefined;
   /** Replaces the program's controls as a whole; `noSpendControls` removes them. */
   spendControls?: SpendControls | undefined;
+  /** Replaces the program's required agreements as a whole; `[]` removes them. */
+  requiredAgreements?: readonly RequiredAgreement[] | undefined;
 }
 
 export async function updateProgram(unit: UnitOfWork, id: string, input: UpdateProgramInput): Promise<Result<Program>> {
@@ -164,6 +176,11 @@ export async function updateProgram(unit: UnitOfWork, id: string, input: UpdateP
   const startsAt = dateOf(current.starts_at);
   if (input.endsAt && startsAt !== null && new Date(input.endsAt) <= startsAt) {
     return fail('validation_error', 'endsAt must be after startsAt', 'endsAt');
+  }
+  if (input.requiredAgreements !== undefined) {
+    const valid = await validateRequiredAgreements(tx, organizationId, input.requiredAgreements);
+    if (!valid.ok) return valid;
+    await replaceRequiredAgreements(unit, id, input.requiredAgreements);
   }
   const spendControlsChanged =
     input.spendControls !== undefined && (await spendControlsDiffer(unit, id, input.spendControls));
