@@ -107,6 +107,8 @@ function routes(): [string, string, unknown][] {
     ['GET', `/v1/usertasks/${userTaskId}`, undefined],
     ['PUT', `/v1/usertasks/${userTaskId}/complete`, undefined],
     ['PUT', `/v1/usertasks/${userTaskId}/cancel`, undefined],
+    ['PUT', `/v1/usertasks/${userTaskId}/approve`, { approvedBy: 'supervisor:7' }],
+    ['PUT', `/v1/usertasks/${userTaskId}/reject`, { rejectedBy: 'supervisor:7' }],
     ['GET', '/v1/disbursements', undefined],
     ['GET', `/v1/disbursements/${disbursementId}`, undefined],
     ['GET', '/v1/events', undefined],
@@ -149,7 +151,10 @@ function routes(): [string, string, unknown][] {
     ['GET', `/v1/programs/${programId}/spend`, undefined],
     ['POST', '/v1/reconciliation/runs', undefined],
     ['GET', '/v1/reconciliation/runs', undefined],
+    ['GET', '/v1/audit-log', undefined],
     ['GET', `/v1/reconciliation/runs/${runId}`, undefined],
+    ['GET', `/v1/usertasks/${userTaskId}/record`, undefined],
+    ['GET', `/v1/programs/${programId}/record`, undefined],
   ];
 }
 

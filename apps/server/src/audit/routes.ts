@@ -4,7 +4,7 @@ import type { Db } from '../platform/db.js';
 import { ApiError } from '../platform/errors.js';
 import type { App } from '../platform/http.js';
 import { isoRequired } from '../platform/present.js';
-import { errorResponses, ListQuery, Nullable, ObjectKind, Timestamp } from '../platform/schemas.js';
+import { errorResponses, ListOf, ListQuery, Nullable, ObjectKind, Timestamp } from '../platform/schemas.js';
 import { auditTablesOf } from './chain.js';
 
 /**
@@ -13,7 +13,8 @@ import { auditTablesOf } from './chain.js';
  * chain that seals it (null until the chain job reaches it, about a minute after it committed).
  */
 
-const Resource = Type.Object({}, { additionalProperties: true, description: 'The resource as the API presented it.' });
+const Resource = (description: string, example: Record<string, unknown>) =>
+  Type.Object({}, { additionalProperties: true, description, examples: [example] });
 
 export const AuditEntrySchema = Type.Object(
   {
@@ -36,16 +37,32 @@ export const AuditEntrySchema = Type.Object(
       Type.String({ description: 'The request that made it (`X-Request-Id`).', examples: ['req_01jd8x'] }),
     ),
     occurredAt: Timestamp('When the change was made.'),
-    before: Nullable(Resource),
-    after: Resource,
-    chain: Nullable(
-      Type.Object({
-        blockNo: Type.Integer({ minimum: 1, examples: [12] }),
-        blockHash: Type.String({
-          description: 'SHA-256 of the block, linking to the one before.',
-          examples: ['9f2c…'],
-        }),
+    before: Nullable(
+      Resource('The resource as the API presented it before the change; null for its first.', {
+        id: 'ut_01jd8x',
+        object: 'usertask',
+        status: 'assigned',
       }),
+    ),
+    after: Resource('The resource as the API presented it after the change.', {
+      id: 'ut_01jd8x',
+      object: 'usertask',
+      status: 'completed',
+    }),
+    chain: Nullable(
+      Type.Object(
+        {
+          blockNo: Type.Integer({ minimum: 1, description: 'The block that seals the entry.', examples: [12] }),
+          blockHash: Type.String({
+            description: 'SHA-256 of the block, linking to the one before.',
+            examples: ['9f2c4b7e0d1a…'],
+          }),
+        },
+        {
+          description: 'Where the hash chain seals the entry; null until the chain job reaches it.',
+          examples: [{ blockNo: 12, blockHash: '9f2c4b7e0d1a…' }],
+        },
+      ),
     ),
   },
   { $id: 'AuditEntry' },
@@ -102,14 +119,7 @@ export function auditRoutes(app: App, deps: { db: Db }): void {
           ),
         }),
         response: {
-          200: Type.Object(
-            {
-              data: Type.Array(Type.Ref('AuditEntry')),
-              hasMore: Type.Boolean(),
-              nextCursor: Nullable(Type.String()),
-            },
-            { description: 'A page of audit entries.' },
-          ),
+          200: ListOf(Type.Ref('AuditEntry'), 'A page of audit entries, oldest first.'),
           ...errorResponses(),
         },
       },

@@ -605,14 +605,41 @@ const MismatchSchema = Type.Object({
   }),
 });
 
-const SummarySchema = Type.Object({
-  disbursementsChecked: Type.Integer({ minimum: 0, examples: [120] }),
-  transfersChecked: Type.Integer({ minimum: 0, examples: [120] }),
-  accountsChecked: Type.Integer({ minimum: 0, examples: [40] }),
-  transactionEventsChecked: Type.Integer({ minimum: 0, examples: [310] }),
-  mismatches: Type.Integer({ minimum: 0, examples: [1] }),
-  repaired: Type.Integer({ minimum: 0, examples: [1] }),
-});
+const SummarySchema = Type.Object(
+  {
+    disbursementsChecked: Type.Integer({
+      minimum: 0,
+      description: 'Disbursements with a Highnote transfer compared.',
+      examples: [120],
+    }),
+    transfersChecked: Type.Integer({
+      minimum: 0,
+      description: 'Transfers out of the funding account read from Highnote.',
+      examples: [120],
+    }),
+    accountsChecked: Type.Integer({ minimum: 0, description: 'Cardholder accounts compared.', examples: [40] }),
+    transactionEventsChecked: Type.Integer({
+      minimum: 0,
+      description: 'Card transaction events read from Highnote.',
+      examples: [310],
+    }),
+    mismatches: Type.Integer({ minimum: 0, description: 'Differences found.', examples: [1] }),
+    repaired: Type.Integer({ minimum: 0, description: 'Differences the run repaired.', examples: [1] }),
+  },
+  {
+    description: 'What the run compared and found; null until it completes.',
+    examples: [
+      {
+        disbursementsChecked: 120,
+        transfersChecked: 120,
+        accountsChecked: 40,
+        transactionEventsChecked: 310,
+        mismatches: 1,
+        repaired: 1,
+      },
+    ],
+  },
+);
 
 export const ReconciliationRunSchema = Type.Object(
   {

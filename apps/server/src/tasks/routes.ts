@@ -7,6 +7,7 @@ import { Dollars, errorResponses, Id, ListOf, ListQuery, Metadata, Nullable, Tim
 import { mutate, presented } from '../work/mutate.js';
 import { createTask, getTask, listTasks, updateTask } from './service.js';
 import { presentTask, TaskSchema, taskDescriptionExample } from './task.js';
+import { VerificationBody, verificationFrom } from './verification.js';
 
 export function taskRoutes(app: App, deps: { db: Db }): void {
   const { db } = deps;
@@ -42,6 +43,7 @@ export function taskRoutes(app: App, deps: { db: Db }): void {
             startsAt: Type.Optional(Timestamp('Assignable from.')),
             endsAt: Type.Optional(Timestamp('Open reservations expire at this time.')),
             metadata: Type.Optional(Metadata),
+            verification: Type.Optional(VerificationBody),
           },
           { additionalProperties: false },
         ),
@@ -49,10 +51,13 @@ export function taskRoutes(app: App, deps: { db: Db }): void {
       },
     },
     async (request, reply) => {
-      const monetaryValueCents = centsOf(request.body.monetaryValue, 'monetaryValue');
-      return mutate(db, request, reply, 201, async (unit) =>
-        presented(await createTask(unit, { ...request.body, monetaryValueCents }), presentTask),
-      );
+      const { verification, ...body } = request.body;
+      const input = {
+        ...body,
+        monetaryValueCents: centsOf(body.monetaryValue, 'monetaryValue'),
+        verification: verification === undefined ? undefined : verificationFrom(verification, 'verification'),
+      };
+      return mutate(db, request, reply, 201, async (unit) => presented(await createTask(unit, input), presentTask));
     },
   );
 
@@ -101,7 +106,7 @@ export function taskRoutes(app: App, deps: { db: Db }): void {
       config,
       schema: {
         tags: ['tasks'],
-        summary: 'Update a task; assignments already made keep their reservation',
+        summary: 'Update a task; assignments already made keep their reservation and verification policy',
         params: TaskParams,
         body: Type.Object(
           {
@@ -124,15 +129,22 @@ export function taskRoutes(app: App, deps: { db: Db }): void {
             ),
             endsAt: Type.Optional(Nullable(Timestamp('Assignments made from now on expire at this time.'))),
             metadata: Type.Optional(Metadata),
+            verification: Type.Optional(VerificationBody),
           },
           { additionalProperties: false },
         ),
         response: { 200: TaskRef, ...errorResponses(409, 422) },
       },
     },
-    async (request, reply) =>
-      mutate(db, request, reply, 200, async (unit) =>
-        presented(await updateTask(unit, request.params.id, request.body), presentTask),
-      ),
+    async (request, reply) => {
+      const { verification, ...body } = request.body;
+      const input = {
+        ...body,
+        verification: verification === undefined ? undefined : verificationFrom(verification, 'verification'),
+      };
+      return mutate(db, request, reply, 200, async (unit) =>
+        presented(await updateTask(unit, request.params.id, input), presentTask),
+      );
+    },
   );
 }

@@ -4,6 +4,7 @@ import { newId } from '../platform/ids.js';
 import { findProgram } from '../programs/program.js';
 import type { UnitOfWork } from '../work/unit.js';
 import { presentTask, type Task, taskOf } from './task.js';
+import { attestation, type Verification, verificationColumns } from './verification.js';
 
 export async function getTask(db: Db, organizationId: string, id: string): Promise<Task | undefined> {
   return (await getTasks(db, organizationId, [id])).get(id);
@@ -45,6 +46,7 @@ export interface CreateTaskInput {
   startsAt?: string | undefined;
   endsAt?: string | undefined;
   metadata?: Record<string, string> | undefined;
+  verification?: Verification | undefined;
 }
 
 export async function createTask(unit: UnitOfWork, input: CreateTaskInput): Promise<Result<Task>> {
@@ -72,6 +74,7 @@ export async function createTask(unit: UnitOfWork, input: CreateTaskInput): Prom
       starts_at: input.startsAt ?? null,
       ends_at: input.endsAt ?? null,
       metadata: JSON.stringify(input.metadata ?? {}),
+      ...verificationColumns(input.verification ?? attestation),
       created_at: unit.now,
       updated_at: unit.now,
     })
@@ -85,7 +88,14 @@ export async function createTask(unit: UnitOfWork, input: CreateTaskInput): Prom
 export async function updateTask(
   unit: UnitOfWork,
   id: string,
-  input: { name?: string; description?: string | null; endsAt?: string | null; metadata?: Record<string, string> },
+  input: {
+    name?: string;
+    description?: string | null;
+    endsAt?: string | null;
+    metadata?: Record<string, string>;
+    /** Applies to assignments made from now on; open ones keep the policy they were assigned under. */
+    verification?: Verification | undefined;
+  },
 ): Promise<Result<Task>> {
   const { tx, organizationId } = unit;
   const task = await getTask(tx, organizationId, id);
@@ -100,6 +110,7 @@ export async function updateTask(
       ...(input.description !== undefined ? { description: input.description } : {}),
       ...(input.endsAt !== undefined ? { ends_at: input.endsAt } : {}),
       ...(input.metadata !== undefined ? { metadata: JSON.stringify(input.metadata) } : {}),
+      ...(input.verification !== undefined ? verificationColumns(input.verification) : {}),
       updated_at: unit.now,
     })
     .where('organization_id', '=', organizationId)

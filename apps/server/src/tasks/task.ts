@@ -12,6 +12,7 @@ import {
   ObjectKind,
   Timestamp,
 } from '../platform/schemas.js';
+import { presentVerification, type Verification, VerificationSchema, verificationOf } from './verification.js';
 
 /** A milestone of a program, and how the API presents it. */
 
@@ -24,6 +25,8 @@ export interface Task {
   startsAt: Date | null;
   endsAt: Date | null;
   metadata: Record<string, string>;
+  /** What completing an assignment of it needs (see `verification.ts`). */
+  verification: Verification;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -41,6 +44,7 @@ export function taskOf(row: TaskRow): Task {
     startsAt: dateOf(row.starts_at),
     endsAt: dateOf(row.ends_at),
     metadata: row.metadata as Record<string, string>,
+    verification: verificationOf(row),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -62,6 +66,7 @@ export const TaskSchema = Type.Object(
     startsAt: NullableTimestamp('Assignable from.'),
     endsAt: NullableTimestamp('Open reservations expire at this time.'),
     metadata: Metadata,
+    verification: VerificationSchema,
     createdAt: Timestamp('Created.'),
     updatedAt: Timestamp('Last changed.'),
   },
@@ -79,6 +84,7 @@ export function presentTask(task: Task) {
     startsAt: iso(task.startsAt),
     endsAt: iso(task.endsAt),
     metadata: task.metadata,
+    verification: presentVerification(task.verification),
     createdAt: isoRequired(task.createdAt),
     updatedAt: isoRequired(task.updatedAt),
   };

@@ -5,6 +5,7 @@ import { assert, fail, ok, type Result } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
 import { getTasks } from '../tasks/service.js';
 import type { Task } from '../tasks/task.js';
+import { attestation, type Verification, verificationColumns } from '../tasks/verification.js';
 import { type Answer, wroteNothing } from '../work/runner.js';
 import { sharedBy, type UnitOfWork } from '../work/unit.js';
 import { onlyRefusal } from './transitions.js';
@@ -16,6 +17,8 @@ export interface AssignInput {
   taskId?: string | undefined;
   monetaryValueCents?: bigint | undefined;
   name?: string | undefined;
+  /** A one-off milestone's own policy (attestation when not given); a task's assignment takes the task's. */
+  verification?: Verification | undefined;
 }
 
 /** The earlier of two optional instants. */
@@ -48,6 +51,7 @@ interface Plan {
   amountCents: bigint;
   taskEndsAt: Date | null;
   name: string | null;
+  verification: Verification;
 }
 
 /**
@@ -151,6 +155,7 @@ export async function assignEach(
           name: plan.name,
           status: 'assigned' as const,
           monetary_value_cents: plan.amountCents,
+          ...verificationColumns(plan.verification),
           reservation_transfer_id: reservationId,
           expires_at: earliest(plan.taskEndsAt, dateOf(program.ends_at)),
           created_at: now,
@@ -214,6 +219,7 @@ function planOf(input: AssignInput, tasks: ReadonlyMap<string, Task>, now: Date)
   let amountCents = input.monetaryValueCents;
   let taskEndsAt: Date | null = null;
   let name = input.name ?? null;
+  let verification = input.verification ?? attestation;
   if (input.taskId !== undefined) {
     const task = tasks.get(input.taskId);
     if (task === undefined) return fail('not_found', `No task ${input.taskId}`, 'taskId');
@@ -230,10 +236,14 @@ function planOf(input: AssignInput, tasks: ReadonlyMap<string, Task>, now: Date)
     amountCents = amountCents ?? task.monetaryValueCents;
     taskEndsAt = task.endsAt;
     name = name ?? task.name;
+    if (input.verification !== undefined) {
+      return fail('validation_error', `Task ${task.id} has its own verification policy`, 'verification');
+    }
+    verification = task.verification;
   }
   if (programId === undefined) return fail('validation_error', 'programId or taskId is required', 'programId');
   if (amountCents === undefined) return fail('validation_error', 'monetaryValue is required', 'monetaryValue');
-  return ok({ programId, amountCents, taskEndsAt, name });
+  return ok({ programId, amountCents, taskEndsAt, name, verification });
 }
 
 /** Whether the program takes new reservations now, and the participant exists. */

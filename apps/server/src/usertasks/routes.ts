@@ -4,13 +4,19 @@ import { ApiError } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
 import { optionalCentsOf } from '../platform/present.js';
 import { Dollars, errorResponses, Id, ListOf, ListQuery, OneOf } from '../platform/schemas.js';
+import { VerificationBody, verificationFrom } from '../tasks/verification.js';
 import { mutate, mutateInBatch, presented } from '../work/mutate.js';
 import { userTaskBatchers } from './batchers.js';
-import { cancel } from './transitions.js';
+import { checkEvidence, Evidence } from './evidence.js';
+import { approve, cancel, reject } from './transitions.js';
 import { getUserTask, listUserTasks, presentUserTask, UserTaskSchema, userTaskStatuses } from './usertask.js';
 
-/** Largest evidence object accepted, in bytes of JSON. */
-const maxEvidenceBytes = 16 * 1024;
+/** Longest actor name (`completedBy`, `approvedBy`, `rejectedBy`), and longest rejection reason. */
+const maxActorLength = 200;
+const maxRejectionReasonLength = 1000;
+
+const Actor = (description: string, example: string) =>
+  Type.String({ minLength: 1, maxLength: maxActorLength, description, examples: [example] });
 
 const AssignBody = Type.Object(
   {
@@ -21,6 +27,7 @@ const AssignBody = Type.Object(
     name: Type.Optional(
       Type.String({ minLength: 1, maxLength: 200, description: 'Milestone name.', examples: ['OSHA 10 certificate'] }),
     ),
+    verification: Type.Optional(VerificationBody),
   },
   { additionalProperties: false },
 );
@@ -29,18 +36,27 @@ const CompleteBody = Type.Object(
   {
     amount: Type.Optional(Dollars('Release less than reserved; the rest returns to the pool.', 250)),
     completedBy: Type.Optional(
+      Actor('Who verified it; required where the task asks for dual approval.', 'instructor:42'),
+    ),
+    evidence: Type.Optional(Evidence),
+  },
+  { additionalProperties: false },
+);
+
+const ApproveBody = Type.Object(
+  { approvedBy: Actor('Who approves: not the actor who completed the milestone.', 'supervisor:7') },
+  { additionalProperties: false },
+);
+
+const RejectBody = Type.Object(
+  {
+    rejectedBy: Actor('Who rejects: not the actor who completed the milestone.', 'supervisor:7'),
+    reason: Type.Optional(
       Type.String({
         minLength: 1,
-        maxLength: 200,
-        description: 'Who verified it.',
-        examples: ['instructor:42'],
-      }),
-    ),
-    evidence: Type.Optional(
-      Type.Record(Type.String({ maxLength: 100 }), Type.Unknown(), {
-        maxProperties: 50,
-        description: 'What the verifier saw: certificate numbers, links, notes.',
-        examples: [{ certificateNumber: 'OSHA-10-88231' }],
+        maxLength: maxRejectionReasonLength,
+        description: 'Why, for whoever completes it again.',
+        examples: ['Certificate number unreadable'],
       }),
     ),
   },
@@ -86,7 +102,7 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
         tags: ['user tasks'],
         summary: 'Assign a milestone: a task, or a one-off amount in a program; reserves the amount',
         description:
-          'Send `{taskId, userId}` to assign a defined task, or `{programId, userId, monetaryValue}` for a one-off milestone.',
+          'Send `{taskId, userId}` to assign a defined task (its verification policy applies), or `{programId, userId, monetaryValue}` for a one-off milestone, with its own `verification` (attestation when not given).',
         body: AssignBody,
         response: { 201: UserTaskRef, ...errorResponses(409, 422) },
       },
@@ -100,7 +116,16 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
         throw new ApiError('validation_error', 'monetaryValue is required without a taskId', 'monetaryValue');
       }
       const monetaryValueCents = optionalCentsOf(body.monetaryValue, 'monetaryValue');
-      return mutateInBatch(assignments, request, reply, 201, { ...body, monetaryValueCents }, presentUserTask);
+      const verification =
+        body.verification === undefined ? undefined : verificationFrom(body.verification, 'verification');
+      return mutateInBatch(
+        assignments,
+        request,
+        reply,
+        201,
+        { ...body, monetaryValueCents, verification },
+        presentUserTask,
+      );
     },
   );
 
@@ -159,6 +184,8 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
       schema: {
         tags: ['user tasks'],
         summary: 'Verify the milestone: release the reservation toward the participant’s card',
+        description:
+          'Under the task’s verification policy: `evidence` requires `evidence.references`; `dual_approval` (above its `amountThreshold`, if any) requires `completedBy` and leaves the user task `pending_approval`, its reservation held, until another actor approves or rejects it.',
         params: UserTaskParams,
         body: CompleteBody,
         response: { 200: UserTaskRef, ...errorResponses(409, 422) },
@@ -167,19 +194,14 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
     async (request, reply) => {
       const body = request.body;
       const amountCents = optionalCentsOf(body.amount, 'amount');
-      if (body.evidence !== undefined && JSON.stringify(body.evidence).length > maxEvidenceBytes) {
-        throw new ApiError(
-          'validation_error',
-          `evidence must be at most ${maxEvidenceBytes} bytes of JSON`,
-          'evidence',
-        );
-      }
+      const evidence = body.evidence as Record<string, unknown> | undefined;
+      checkEvidence(evidence);
       return mutateInBatch(
         completions,
         request,
         reply,
         200,
-        { id: request.params.id, amountCents, completedBy: body.completedBy, evidence: body.evidence },
+        { id: request.params.id, amountCents, completedBy: body.completedBy, evidence },
         presentUserTask,
       );
     },
@@ -199,6 +221,46 @@ export function userTaskRoutes(app: App, deps: { db: Db }): void {
     async (request, reply) =>
       mutate(db, request, reply, 200, async (unit) =>
         presented(await cancel(unit, request.params.id), presentUserTask),
+      ),
+  );
+
+  app.put(
+    '/v1/usertasks/:id/approve',
+    {
+      config,
+      schema: {
+        tags: ['user tasks'],
+        summary: 'Approve a completion awaiting approval: release the reservation toward the participant’s card',
+        description:
+          'Dual approval: releases the milestone exactly as completion does. The actor who completed it cannot approve it (`403`); a user task not `pending_approval` is `409 invalid_state`, as is approval in a paused program.',
+        params: UserTaskParams,
+        body: ApproveBody,
+        response: { 200: UserTaskRef, ...errorResponses(403, 409, 422) },
+      },
+    },
+    async (request, reply) =>
+      mutate(db, request, reply, 200, async (unit) =>
+        presented(await approve(unit, request.params.id, request.body.approvedBy), presentUserTask),
+      ),
+  );
+
+  app.put(
+    '/v1/usertasks/:id/reject',
+    {
+      config,
+      schema: {
+        tags: ['user tasks'],
+        summary: 'Reject a completion awaiting approval: the milestone is assigned again, its reservation held',
+        description:
+          'Dual approval: records who rejected it and why, and returns the user task to `assigned` so it can be completed again. The actor who completed it cannot reject it (`403`).',
+        params: UserTaskParams,
+        body: RejectBody,
+        response: { 200: UserTaskRef, ...errorResponses(403, 409, 422) },
+      },
+    },
+    async (request, reply) =>
+      mutate(db, request, reply, 200, async (unit) =>
+        presented(await reject(unit, request.params.id, request.body), presentUserTask),
       ),
   );
 }

@@ -10,6 +10,7 @@ import {
   resolutionTransferIdOfColumn,
   resolutionTransferIdOfRow,
 } from '../platform/ids.js';
+import { needsApproval, type Verification } from '../tasks/verification.js';
 import { type Answer, wroteNothing } from '../work/runner.js';
 import { type LedgerRefusal, sharedBy, type UnitOfWork } from '../work/unit.js';
 import {
@@ -32,16 +33,22 @@ export type MovedRow = Omit<UserTaskRow, 'disbursement_id'>;
  * the row, queues the ledger operation and emits the event together, for one user task or a
  * bounded set. Assignment, which creates the row and its reservation, lives here too.
  *
- * Approval (`pending_approval → completed`), funding (`completed → funded`) and a failed funding
- * (`completed → funding_failed`) arrive with their issues as new rows of this table.
+ * Under a dual-approval policy `complete` submits instead (`assigned → pending_approval`, the
+ * reservation held), and a second person's `approve` releases it the way completion does (event
+ * `usertask.approved`, then `usertask.completed`), or `reject` returns it to `assigned` to be
+ * completed again. Funding (`completed → funded`) and a failed funding (`completed →
+ * funding_failed`) are written by `usertasks/funding.ts`.
  */
 export const transitions = {
   complete: { from: ['assigned'], to: 'completed', event: 'usertask.completed', ledger: 'post' },
+  submit: { from: ['assigned'], to: 'pending_approval', event: 'usertask.pending_approval', ledger: null },
+  approve: { from: ['pending_approval'], to: 'completed', event: 'usertask.approved', ledger: 'post' },
+  reject: { from: ['pending_approval'], to: 'assigned', event: 'usertask.rejected', ledger: null },
   cancel: { from: openUserTaskStatuses, to: 'cancelled', event: 'usertask.cancelled', ledger: 'void' },
   expire: { from: openUserTaskStatuses, to: 'expired', event: 'usertask.expired', ledger: 'void' },
 } as const satisfies Record<
   string,
-  { from: readonly UserTaskStatus[]; to: UserTaskStatus; event: EventType; ledger: 'post' | 'void' }
+  { from: readonly UserTaskStatus[]; to: UserTaskStatus; event: EventType; ledger: 'post' | 'void' | null }
 >;
 
 export type TransitionName = keyof typeof transitions;
@@ -51,6 +58,12 @@ export type TransitionName = keyof typeof transitions;
  * verifier, evidence) for a batch of units, has its own set-wise statement: `completeEach`.
  */
 export type Change = { name: 'cancel'; reason: string } | { name: 'expire' };
+
+/**
+ * What a release of an open user task clears beside its state: the claim of a completion that
+ * was awaiting approval (its events keep it). An assigned row has none to clear.
+ */
+const claimCleared = { completed_amount_cents: null, completed_by: null, evidence: null, completed_at: null } as const;
 
 /** Which user tasks move: named ones, or a bounded set of a program's (or one participant's) open ones. */
 export type Target =
@@ -78,6 +91,7 @@ export async function transition(
       status: spec.to,
       resolution_transfer_id: resolutionTransferIdOfRow,
       updated_at: now,
+      ...claimCleared,
       ...(change.name === 'cancel' ? { cancellation_reason: change.reason, cancelled_at: now } : { expired_at: now }),
     })
     .where('organization_id', '=', organizationId)
@@ -123,7 +137,7 @@ export async function transition(
  */
 function queueMoved(
   unit: UnitOfWork,
-  name: TransitionName,
+  name: 'complete' | 'cancel' | 'expire',
   row: MovedRow,
   disbursementId: string | null,
   refusal: LedgerRefusal | undefined,
@@ -151,26 +165,57 @@ export async function refusalOf(unit: UnitOfWork, id: string, action: string): P
   return refusalFrom(await getUserTask(unit.tx, unit.organizationId, id), id, action, unit.now);
 }
 
+/** What a completion asked for, to tell why it could not move. */
+interface Claim {
+  amountCents?: bigint | undefined;
+  completedBy?: string | undefined;
+  referenced: boolean;
+}
+
 /** The same answer from a user task already read (`undefined`: it does not exist). */
 export function refusalFrom(
   current: UserTask | undefined,
   id: string,
   action: string,
   now: Date,
-  requestedAmountCents?: bigint,
+  claim?: Claim,
 ): Result<never> {
   if (current === undefined) return fail('not_found', `No user task ${id}`);
-  if (
-    current.status === 'assigned' &&
-    requestedAmountCents !== undefined &&
-    requestedAmountCents > current.monetaryValueCents
-  ) {
-    return fail('validation_error', 'amount cannot exceed the reserved monetaryValue', 'amount');
+  if (current.status === 'assigned' && claim !== undefined) {
+    const refused = claimRefusal(current, claim);
+    if (refused !== undefined) return refused;
   }
-  if (current.expiresAt !== null && current.expiresAt <= now && current.status === 'assigned') {
+  if (current.expiresAt !== null && current.expiresAt <= now && openStatus(current.status)) {
     return fail('invalid_state', `User task ${id} expired at ${current.expiresAt.toISOString()}`);
   }
   return fail('invalid_state', `User task ${id} is ${current.status} and cannot be ${action}`);
+}
+
+function openStatus(status: UserTaskStatus): boolean {
+  return (openUserTaskStatuses as readonly UserTaskStatus[]).includes(status);
+}
+
+/** Why an assigned user task refuses this completion, by its amount and its verification policy. */
+function claimRefusal(current: UserTask, claim: Claim): Result<never> | undefined {
+  if (claim.amountCents !== undefined && claim.amountCents > current.monetaryValueCents) {
+    return fail('validation_error', 'amount cannot exceed the reserved monetaryValue', 'amount');
+  }
+  const { verification } = current;
+  if (verification.mode === 'evidence' && !claim.referenced) {
+    return fail(
+      'validation_error',
+      `User task ${current.id} requires evidence: at least one typed reference in evidence.references`,
+      'evidence.references',
+    );
+  }
+  if (needsApproval(verification, claim.amountCents ?? current.monetaryValueCents) && claim.completedBy === undefined) {
+    return fail(
+      'validation_error',
+      `User task ${current.id} requires a second person's approval: completedBy names who completed it`,
+      'completedBy',
+    );
+  }
+  return undefined;
 }
 
 /** A refused reservation or release of one program's pool, in the API's words. */
@@ -212,9 +257,16 @@ export interface CompleteInput {
   evidence?: Record<string, unknown> | undefined;
 }
 
+/** Whether a completion's evidence carries a typed reference (the edge checked their shape). */
+function referenced(evidence: Record<string, unknown> | undefined): boolean {
+  const references = evidence?.references;
+  return Array.isArray(references) && references.length > 0;
+}
+
 /**
  * Verifies a milestone: posts the reservation (a smaller `amount` posts only that and releases
- * the rest to the pool), moving the money to in_transit, and opens the disbursement.
+ * the rest to the pool), moving the money to in_transit, and opens the disbursement — or, where
+ * the policy asks for a second person, submits it for approval with the reservation held.
  */
 export async function complete(unit: UnitOfWork, id: string, input: CompleteInput): Promise<Result<UserTask>> {
   const [answer] = await completeEach([unit], [{ id, ...input }]);
@@ -223,11 +275,21 @@ export async function complete(unit: UnitOfWork, id: string, input: CompleteInpu
 }
 
 /**
+ * The SQL of "this completion waits for approval", over the row being moved (`ut`) and the
+ * completion's amount (`v.amount`); `needsApproval` says the same in code.
+ */
+const awaitsApproval = sql<boolean>`(ut.verification_mode = 'dual_approval' AND (ut.verification_threshold_cents IS NULL
+        OR COALESCE(v.amount, ut.monetary_value_cents) > ut.verification_threshold_cents))`;
+
+/**
  * Completes a batch of user tasks, one per unit, with one statement per table: the user tasks
  * move together (locked in id order), the disbursements open together, and each unit queues its
- * own post and events. A user task that cannot move answers its unit with why, having written
- * nothing. The ids must be distinct (the runner puts a second completion of one user task in a
- * later transaction).
+ * own post and events. Each row's verification policy is on the row itself, so the statement
+ * decides per row between completing and submitting for approval (no money moves then), and
+ * refuses a completion its policy does not accept: evidence mode without a reference, dual
+ * approval without `completedBy`. A user task that cannot move answers its unit with why, having
+ * written nothing. The ids must be distinct (the runner puts a second completion of one user
+ * task in a later transaction).
  */
 export async function completeEach(
   units: readonly UnitOfWork[],
@@ -236,12 +298,11 @@ export async function completeEach(
   const shared = sharedBy(units);
   if (shared === undefined) return [];
   const { tx, organizationId, now, interleaved } = shared;
-  const spec = transitions.complete;
   const values = [...inputs]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .map(
       (input) =>
-        sql`(${input.id}::text, ${input.amountCents ?? null}::bigint, ${input.completedBy ?? null}::text, ${input.evidence === undefined ? null : JSON.stringify(input.evidence)}::jsonb)`,
+        sql`(${input.id}::text, ${input.amountCents ?? null}::bigint, ${input.completedBy ?? null}::text, ${input.evidence === undefined ? null : JSON.stringify(input.evidence)}::jsonb, ${referenced(input.evidence)}::boolean)`,
     );
   const at = sql`${now.toISOString()}::timestamptz`;
   // An assignment past its window can no longer complete; the sweep expires it. Where other
@@ -251,14 +312,15 @@ export async function completeEach(
   // `= ANY` names the rows for the primary key's index, whatever the planner makes of the join.
   const ids = inputs.map((input) => input.id);
   const moved = await sql<MovedRow>`UPDATE user_tasks AS ut SET
-      status = ${spec.to},
-      resolution_transfer_id = ${resolutionTransferIdOfColumn(sql.ref('ut.id'))},
+      status = CASE WHEN ${awaitsApproval} THEN ${transitions.submit.to} ELSE ${transitions.complete.to} END,
+      resolution_transfer_id = CASE WHEN ${awaitsApproval} THEN NULL
+        ELSE ${resolutionTransferIdOfColumn(sql.ref('ut.id'))} END,
       updated_at = ${at},
       completed_amount_cents = COALESCE(v.amount, ut.monetary_value_cents),
       completed_by = v.completed_by,
       evidence = v.evidence,
       completed_at = ${at}
-    FROM (VALUES ${sql.join(values)}) AS v (id, amount, completed_by, evidence)${
+    FROM (VALUES ${sql.join(values)}) AS v (id, amount, completed_by, evidence, referenced)${
       interleaved
         ? sql`,
       (SELECT id FROM user_tasks
@@ -268,9 +330,11 @@ export async function completeEach(
     }
     WHERE ut.organization_id = ${organizationId} AND ut.id = ANY(${ids}::text[])
       AND ut.id = v.id${interleaved ? sql` AND ut.id = locked.id` : sql``}
-      AND ut.status IN (${sql.join(spec.from)})
+      AND ut.status IN (${sql.join(transitions.complete.from)})
       AND (ut.expires_at IS NULL OR ut.expires_at > ${at})
       AND (v.amount IS NULL OR ut.monetary_value_cents >= v.amount)
+      AND (ut.verification_mode <> 'evidence' OR v.referenced)
+      AND (v.completed_by IS NOT NULL OR NOT ${awaitsApproval})
     RETURNING ut.*`.execute(tx);
   const movedById = new Map(moved.rows.map((row) => [row.id, row]));
   const current = await getUserTasks(
@@ -280,10 +344,11 @@ export async function completeEach(
   );
 
   // Whose cards exist decides, per disbursement, between funding now and waiting for a card.
+  const released = moved.rows.filter((row) => row.status === transitions.complete.to);
   const withCards = await participantsWithCards(
     tx,
     organizationId,
-    moved.rows.map((row) => row.user_id),
+    released.map((row) => row.user_id),
   );
   const answers: Answer<UserTask>[] = [];
   inputs.forEach((input, index) => {
@@ -291,24 +356,144 @@ export async function completeEach(
     assert(unit !== undefined, 'one unit per completion');
     const row = movedById.get(input.id);
     if (row === undefined) {
-      answers.push(wroteNothing(refusalFrom(current.get(input.id), input.id, 'completed', now, input.amountCents)));
+      const claim = {
+        amountCents: input.amountCents,
+        completedBy: input.completedBy,
+        referenced: referenced(input.evidence),
+      };
+      answers.push(wroteNothing(refusalFrom(current.get(input.id), input.id, 'completed', now, claim)));
       return;
     }
-    const amountCents = row.completed_amount_cents;
-    assert(amountCents !== null && amountCents > 0n, `completed user task ${row.id} has no amount`);
-    const disbursementId = newId('disbursement');
-    queueMoved(unit, 'complete', row, disbursementId, (results) => onlyRefusal(results, row.program_id));
-    openDisbursement(unit, {
-      id: disbursementId,
-      userTaskId: row.id,
-      programId: row.program_id,
-      userId: row.user_id,
-      amountCents,
-      hasCard: withCards.has(row.user_id),
-    });
-    answers.push(ok(userTaskOf({ ...row, disbursement_id: disbursementId })));
+    assertPolicyHeld(row, input);
+    if (row.status === transitions.submit.to) {
+      const submitted = userTaskOf({ ...row, disbursement_id: null });
+      unit.emit(transitions.submit.event, presentUserTask(submitted));
+      answers.push(ok(submitted));
+      return;
+    }
+    answers.push(ok(release(unit, row, newId('disbursement'), withCards.has(row.user_id))));
   });
   return answers;
+}
+
+/** The statement's choice, checked against the policy in code (a CHECK holds it in the table too). */
+function assertPolicyHeld(row: MovedRow, input: CompleteInput): void {
+  const verification: Verification = {
+    mode: row.verification_mode,
+    amountThresholdCents: row.verification_threshold_cents,
+  };
+  const amountCents = row.completed_amount_cents;
+  assert(amountCents !== null && amountCents > 0n, `completed user task ${row.id} has no amount`);
+  const waits = needsApproval(verification, amountCents);
+  assert(
+    row.status === (waits ? transitions.submit.to : transitions.complete.to),
+    `user task ${row.id} moved to ${row.status} against its ${verification.mode} policy`,
+  );
+  assert(
+    verification.mode !== 'evidence' || referenced(input.evidence),
+    `user task ${row.id} completed without evidence`,
+  );
+}
+
+/**
+ * Releases a verified milestone, completed or approved, with one code path: posts its
+ * reservation (the completed amount; the rest returns to the pool), emits `usertask.completed`
+ * and opens its disbursement, funded at once when the participant has a card.
+ */
+function release(unit: UnitOfWork, row: MovedRow, disbursementId: string, hasCard: boolean): UserTask {
+  const amountCents = row.completed_amount_cents;
+  assert(amountCents !== null && amountCents > 0n, `completed user task ${row.id} has no amount`);
+  queueMoved(unit, 'complete', row, disbursementId, (results) => onlyRefusal(results, row.program_id));
+  openDisbursement(unit, {
+    id: disbursementId,
+    userTaskId: row.id,
+    programId: row.program_id,
+    userId: row.user_id,
+    amountCents,
+    hasCard,
+  });
+  return userTaskOf({ ...row, disbursement_id: disbursementId });
+}
+
+/**
+ * A second person approves a completion awaiting approval: the milestone is released exactly as
+ * completion releases it (`usertask.approved`, then `usertask.completed`, the post and the
+ * disbursement). The actor who completed it cannot approve it (`403 forbidden`). Like completion,
+ * approval moves money: a paused program refuses it, and an expired window ends it.
+ */
+export async function approve(unit: UnitOfWork, id: string, approvedBy: string): Promise<Result<UserTask>> {
+  const { tx, organizationId, now } = unit;
+  const row = await tx
+    .updateTable('user_tasks')
+    .set({
+      status: transitions.approve.to,
+      resolution_transfer_id: resolutionTransferIdOfRow,
+      approved_by: approvedBy,
+      approved_at: now,
+      updated_at: now,
+    })
+    .where('organization_id', '=', organizationId)
+    .where('id', '=', id)
+    .where('status', 'in', transitions.approve.from)
+    .where('completed_by', '<>', approvedBy)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .returningAll()
+    .executeTakeFirst();
+  if (row === undefined) return decisionRefusal(unit, id, 'approved', approvedBy, 'approvedBy');
+  const hasCard = (await participantsWithCards(tx, organizationId, [row.user_id])).has(row.user_id);
+  const disbursementId = newId('disbursement');
+  unit.emit(transitions.approve.event, presentUserTask(userTaskOf({ ...row, disbursement_id: disbursementId })));
+  return ok(release(unit, row, disbursementId, hasCard));
+}
+
+/**
+ * A second person rejects a completion awaiting approval: the user task returns to `assigned`
+ * with its reservation held, so it can be completed again with better evidence; the completion's
+ * claim is cleared (its `usertask.pending_approval` event keeps it) and the rejection is recorded
+ * on the row and in `usertask.rejected`. No money moves, so a paused program takes it. The actor
+ * who completed it cannot reject it either: a second person decides, either way.
+ */
+export async function reject(
+  unit: UnitOfWork,
+  id: string,
+  input: { rejectedBy: string; reason?: string | undefined },
+): Promise<Result<UserTask>> {
+  const { tx, organizationId, now } = unit;
+  const row = await tx
+    .updateTable('user_tasks')
+    .set({
+      status: transitions.reject.to,
+      ...claimCleared,
+      rejected_by: input.rejectedBy,
+      rejected_at: now,
+      rejection_reason: input.reason ?? null,
+      updated_at: now,
+    })
+    .where('organization_id', '=', organizationId)
+    .where('id', '=', id)
+    .where('status', 'in', transitions.reject.from)
+    .where('completed_by', '<>', input.rejectedBy)
+    .returningAll()
+    .executeTakeFirst();
+  if (row === undefined) return decisionRefusal(unit, id, 'rejected', input.rejectedBy, 'rejectedBy');
+  const rejected = userTaskOf({ ...row, disbursement_id: null });
+  unit.emit(transitions.reject.event, presentUserTask(rejected));
+  return ok(rejected);
+}
+
+/** Why an approval or rejection did not move the user task: one read, after the update found no row. */
+async function decisionRefusal(
+  unit: UnitOfWork,
+  id: string,
+  action: 'approved' | 'rejected',
+  actor: string,
+  param: string,
+): Promise<Result<never>> {
+  const current = await getUserTask(unit.tx, unit.organizationId, id);
+  if (current?.status === 'pending_approval' && current.completedBy === actor) {
+    return fail('forbidden', `User task ${id} was completed by ${actor}; a different actor must decide`, param);
+  }
+  return refusalFrom(current, id, action, unit.now);
 }
 
 /** Cancels an open milestone and voids its reservation; works in a paused program too. */

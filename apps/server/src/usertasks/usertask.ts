@@ -1,7 +1,9 @@
+import type { ColumnType } from 'kysely';
 import { Type } from 'typebox';
 import { type Db, dateOf } from '../platform/db.js';
 import { dollars, iso, isoRequired } from '../platform/present.js';
 import { BalanceDollars, Id, Nullable, NullableTimestamp, ObjectKind, OneOf, Timestamp } from '../platform/schemas.js';
+import { presentVerification, type Verification, VerificationSchema, verificationOf } from '../tasks/verification.js';
 
 /** A user task — a milestone assigned to a participant — how the API presents it, and how it is read. */
 
@@ -20,6 +22,19 @@ export const userTaskStatuses = [
 ] as const;
 export type UserTaskStatus = (typeof userTaskStatuses)[number];
 
+// The approval columns migration 0012 adds to `user_tasks`, typed for Kysely here (the policy's
+// columns are in `tasks/verification.ts`).
+type NullableColumn<T> = ColumnType<T | null, T | null | undefined, T | null>;
+declare module '../platform/schema.js' {
+  interface UserTasksTable {
+    approved_by: NullableColumn<string>;
+    approved_at: NullableColumn<Date | string>;
+    rejected_by: NullableColumn<string>;
+    rejected_at: NullableColumn<Date | string>;
+    rejection_reason: NullableColumn<string>;
+  }
+}
+
 /** The states that still hold a reservation. */
 export const openUserTaskStatuses = ['assigned', 'pending_approval'] as const satisfies readonly UserTaskStatus[];
 
@@ -35,6 +50,14 @@ export interface UserTask {
   completedBy: string | null;
   evidence: Record<string, unknown> | null;
   cancellationReason: string | null;
+  /** The policy the user task was assigned under. */
+  verification: Verification;
+  approvedBy: string | null;
+  approvedAt: Date | null;
+  /** The last rejection of a completion, kept after the milestone is completed again. */
+  rejectedBy: string | null;
+  rejectedAt: Date | null;
+  rejectionReason: string | null;
   disbursementId: string | null;
   expiresAt: Date | null;
   completedAt: Date | null;
@@ -70,6 +93,12 @@ export function userTaskOf(row: UserTaskRow): UserTask {
     completedBy: row.completed_by,
     evidence: (row.evidence ?? null) as Record<string, unknown> | null,
     cancellationReason: row.cancellation_reason,
+    verification: verificationOf(row),
+    approvedBy: row.approved_by,
+    approvedAt: dateOf(row.approved_at),
+    rejectedBy: row.rejected_by,
+    rejectedAt: dateOf(row.rejected_at),
+    rejectionReason: row.rejection_reason,
     disbursementId: row.disbursement_id,
     expiresAt: dateOf(row.expires_at),
     completedAt: dateOf(row.completed_at),
@@ -125,11 +154,17 @@ export const UserTaskSchema = Type.Object(
     taskId: Nullable(Id('tsk', 'The task assigned, or null for a one-off milestone.')),
     name: Nullable(Type.String({ description: 'Milestone name.', examples: ['OSHA 10 certificate'] })),
     status: OneOf(userTaskStatuses, {
-      description: 'assigned → completed → funded; cancelled, expired or funding_failed on the side.',
+      description:
+        'assigned → [pending_approval] → completed → funded; cancelled, expired or funding_failed on the side.',
       examples: ['completed'],
     }),
     monetaryValue: BalanceDollars('Reserved from the pool at assignment.', 500),
-    completedAmount: Nullable(BalanceDollars('Released at completion; the rest returned to the pool.', 500)),
+    completedAmount: Nullable(
+      BalanceDollars(
+        'Released at completion (pending_approval: released when approved); the rest returned to the pool.',
+        500,
+      ),
+    ),
     completedBy: Nullable(Type.String({ description: 'Who verified the milestone.', examples: ['instructor:42'] })),
     evidence: Nullable(
       Type.Record(Type.String(), Type.Unknown(), {
@@ -140,9 +175,24 @@ export const UserTaskSchema = Type.Object(
     cancellationReason: Nullable(
       Type.String({ description: 'Why the reservation was released.', examples: ['cancelled_by_request'] }),
     ),
+    verification: VerificationSchema,
+    approvedBy: Nullable(
+      Type.String({ description: 'Who approved the completion (dual approval).', examples: ['supervisor:7'] }),
+    ),
+    approvedAt: NullableTimestamp('Approved.'),
+    rejectedBy: Nullable(
+      Type.String({ description: 'Who last rejected a completion (dual approval).', examples: ['supervisor:7'] }),
+    ),
+    rejectedAt: NullableTimestamp('Last rejected; the user task went back to assigned.'),
+    rejectionReason: Nullable(
+      Type.String({
+        description: 'Why the last completion was rejected.',
+        examples: ['Certificate number unreadable'],
+      }),
+    ),
     disbursementId: Nullable(Id('dsb', 'The card funding opened at completion.')),
     expiresAt: NullableTimestamp('The reservation expires unless completed before.'),
-    completedAt: NullableTimestamp('Verified.'),
+    completedAt: NullableTimestamp('Verified (pending_approval: submitted for approval).'),
     cancelledAt: NullableTimestamp('Cancelled.'),
     expiredAt: NullableTimestamp('Expired.'),
     createdAt: Timestamp('Assigned.'),
@@ -165,6 +215,12 @@ export function presentUserTask(userTask: UserTask) {
     completedBy: userTask.completedBy,
     evidence: userTask.evidence,
     cancellationReason: userTask.cancellationReason,
+    verification: presentVerification(userTask.verification),
+    approvedBy: userTask.approvedBy,
+    approvedAt: iso(userTask.approvedAt),
+    rejectedBy: userTask.rejectedBy,
+    rejectedAt: iso(userTask.rejectedAt),
+    rejectionReason: userTask.rejectionReason,
     disbursementId: userTask.disbursementId,
     expiresAt: iso(userTask.expiresAt),
     completedAt: iso(userTask.completedAt),
