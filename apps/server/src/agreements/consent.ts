@@ -315,6 +315,35 @@ export async function missingConsents(
   return missing;
 }
 
+/**
+ * What each participant of a batch still owes, over however many programs the batch spans: one
+ * index probe on `program_agreements` for the whole batch, and nothing more when none of its
+ * programs requires an agreement (the hot path's case); otherwise `missingConsents` per program.
+ * Keyed by `programId` then `userId`.
+ */
+export async function missingConsentsOfBatch(
+  db: Db,
+  organizationId: string,
+  pairs: readonly { programId: string; userId: string }[],
+): Promise<Map<string, Map<string, MissingConsent[]>>> {
+  const owed = new Map<string, Map<string, MissingConsent[]>>();
+  if (pairs.length === 0) return owed;
+  const programs = [...new Set(pairs.map((pair) => pair.programId))];
+  const requiring = await programAgreementsOf(db)
+    .selectFrom('program_agreements')
+    .select('program_id')
+    .distinct()
+    .where('organization_id', '=', organizationId)
+    .where('program_id', 'in', programs)
+    .execute();
+  for (const { program_id: programId } of requiring) {
+    const userIds = pairs.filter((pair) => pair.programId === programId).map((pair) => pair.userId);
+    const missing = await missingConsents(db, organizationId, programId, userIds);
+    if (missing.size > 0) owed.set(programId, missing);
+  }
+  return owed;
+}
+
 const stateWords: Record<MissingConsent['state'], string> = {
   missing: 'not accepted',
   stale: 'an older version accepted',

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { consentRequiredFailure, missingConsents } from '../agreements/consent.js';
 import { syncCardControls } from '../cards/controls.js';
 import { cardForFunding } from '../cards/service.js';
 import type { Issuers } from '../configurations/service.js';
@@ -289,6 +290,11 @@ export async function retryDisbursement(unit: UnitOfWork, id: string): Promise<R
     'disbursement.retried',
   );
   if (retried === undefined) return refusal(unit, id, 'retried', 'failed');
+  // Funding again needs the consents the program requires now (one may have been withdrawn).
+  const missing = (await missingConsents(unit.tx, unit.organizationId, retried.programId, [retried.userId])).get(
+    retried.userId,
+  );
+  if (missing !== undefined) return { ok: false, failure: consentRequiredFailure(missing) };
   await moveFunding(unit, 'retried', retried.userTaskId, retried.id);
   unit.enqueue(fundRequest(retried.id, { dedupe: true }));
   return ok(retried);

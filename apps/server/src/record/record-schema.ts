@@ -173,6 +173,27 @@ export const UserTaskRecordSchema = Type.Object(
       }),
       { description: 'The approval steps of a dual-approval task, oldest first; empty when there were none.' },
     ),
+    consents: Type.Array(
+      Type.Object({
+        consentId: Type.String({ description: 'The consent record.', examples: ['cns_01jd8x'] }),
+        agreementId: Type.String({ description: 'The agreement.', examples: ['agr_01jd8x'] }),
+        agreementType: Type.String({ description: 'Its type.', examples: ['cardholder_agreement'] }),
+        title: Type.String({ description: 'Its title in that version.', examples: ['Cardholder agreement'] }),
+        version: Type.Integer({ minimum: 1, description: 'The version accepted.', examples: [2] }),
+        contentHash: Type.String({
+          description: 'SHA-256 of that version’s content.',
+          examples: ['3f0a9c1e5b7d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468'],
+        }),
+        acceptedAt: Timestamp('When the participant accepted it.'),
+        ipAddress: Type.String({ description: 'From where.', examples: ['203.0.113.7'] }),
+        userAgent: Type.String({ description: 'With which user agent.', examples: ['Mozilla/5.0'] }),
+        method: Type.String({ description: 'How consent was given.', examples: ['click_through'] }),
+      }),
+      {
+        description:
+          'The consents that satisfied the program’s required agreements when the milestone was completed (now, while it is not).',
+      },
+    ),
     disbursement: Nullable(
       Type.Object(
         {

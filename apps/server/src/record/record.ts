@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { consentsInForce } from '../agreements/consent.js';
 import { type Disbursement, disbursementOf, disbursementQuery } from '../disbursements/disbursement.js';
 import type { TransferKind } from '../ledger/kinds.js';
 import type { Db } from '../platform/db.js';
@@ -189,7 +190,13 @@ export async function gatherRecords(db: Db, organizationId: string, userTasks: r
     eventsByObject.set(id, list);
   }
 
-  return userTasks.map((userTask) => {
+  // The consents that applied when the milestone was completed (now, while it is not).
+  const consents = await Promise.all(
+    userTasks.map((userTask) =>
+      consentsInForce(db, organizationId, userTask.programId, userTask.userId, userTask.completedAt ?? undefined),
+    ),
+  );
+  return userTasks.map((userTask, index) => {
     const ids = transferIdsOf.get(userTask.id);
     assert(ids !== undefined, `user task ${userTask.id} has its row`);
     const user = userById.get(userTask.userId);
@@ -210,6 +217,18 @@ export async function gatherRecords(db: Db, organizationId: string, userTasks: r
       ),
       completion: presentCompletion(userTask, own),
       approvals: own.filter((event) => approvalEventTypes.includes(event.type)).map(presentApproval),
+      consents: (consents[index] ?? []).map((consent) => ({
+        consentId: consent.consentId,
+        agreementId: consent.agreementId,
+        agreementType: consent.agreementType,
+        title: consent.title,
+        version: consent.version,
+        contentHash: consent.contentHash,
+        acceptedAt: isoRequired(consent.acceptedAt),
+        ipAddress: consent.ipAddress,
+        userAgent: consent.userAgent,
+        method: consent.method,
+      })),
       disbursement:
         disbursement === undefined
           ? null

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { consentRequiredFailure, missingConsents, missingConsentsOfBatch } from '../agreements/consent.js';
 import { participantsWithCards } from '../cards/service.js';
 import { openDisbursement } from '../disbursements/service.js';
 import type { LedgerOperation, LedgerRejection, LedgerResult } from '../ledger/ledger.js';
@@ -343,8 +344,17 @@ export async function completeEach(
     inputs.filter((input) => !movedById.has(input.id)).map((input) => input.id),
   );
 
+  // A participant who has not accepted what the program requires may not complete: the unit
+  // fails with 409, and the runner runs the batch again without it (its row moved in this batch).
+  const owed = await missingConsentsOfBatch(
+    tx,
+    organizationId,
+    moved.rows.map((row) => ({ programId: row.program_id, userId: row.user_id })),
+  );
+  const owedBy = (row: MovedRow) => owed.get(row.program_id)?.get(row.user_id);
+
   // Whose cards exist decides, per disbursement, between funding now and waiting for a card.
-  const released = moved.rows.filter((row) => row.status === transitions.complete.to);
+  const released = moved.rows.filter((row) => row.status === transitions.complete.to && owedBy(row) === undefined);
   const withCards = await participantsWithCards(
     tx,
     organizationId,
@@ -362,6 +372,11 @@ export async function completeEach(
         referenced: referenced(input.evidence),
       };
       answers.push(wroteNothing(refusalFrom(current.get(input.id), input.id, 'completed', now, claim)));
+      return;
+    }
+    const missing = owedBy(row);
+    if (missing !== undefined) {
+      answers.push({ ok: false, failure: consentRequiredFailure(missing) });
       return;
     }
     assertPolicyHeld(row, input);
@@ -440,6 +455,9 @@ export async function approve(unit: UnitOfWork, id: string, approvedBy: string):
     .returningAll()
     .executeTakeFirst();
   if (row === undefined) return decisionRefusal(unit, id, 'approved', approvedBy, 'approvedBy');
+  // Consent withdrawn (or a new version required) since the completion: approval waits for it.
+  const missing = (await missingConsents(tx, organizationId, row.program_id, [row.user_id])).get(row.user_id);
+  if (missing !== undefined) return { ok: false, failure: consentRequiredFailure(missing) };
   const hasCard = (await participantsWithCards(tx, organizationId, [row.user_id])).has(row.user_id);
   const disbursementId = newId('disbursement');
   unit.emit(transitions.approve.event, presentUserTask(userTaskOf({ ...row, disbursement_id: disbursementId })));
