@@ -24,6 +24,7 @@ let ids: {
   applicationId: string;
   cardId: string;
   webhookEndpointId: string;
+  agreementId: string;
 };
 
 beforeAll(async () => {
@@ -52,6 +53,8 @@ beforeAll(async () => {
   }
   const card = await org.call('POST', '/v1/cards', { userId: holder.body.id, formFactor: 'virtual' });
   ids = {
+    agreementId: (await org.call('POST', '/v1/agreements', { type: 'program_terms', title: 'Terms', body: 'Terms.' }))
+      .body.id,
     applicationId: application.body.id,
     cardId: card.body.id,
     webhookEndpointId: (
@@ -79,6 +82,7 @@ function routes(): [string, string, unknown][] {
   const deliveryId = 'whd_01jd8n3q7v0c4x2m5k9e6t1hzr';
   // A well-formed run id: another tenant's or a missing run answer 404 alike.
   const runId = 'rcn_01jd8n3q7v0c4x2m5k9e6t1hzr';
+  const { agreementId } = ids;
   return [
     ['POST', '/v1/programs', { name: 'x', totalAwardPool: 1, maxParticipants: 1 }],
     ['GET', '/v1/programs', undefined],
@@ -155,6 +159,13 @@ function routes(): [string, string, unknown][] {
     ['GET', `/v1/reconciliation/runs/${runId}`, undefined],
     ['GET', `/v1/usertasks/${userTaskId}/record`, undefined],
     ['GET', `/v1/programs/${programId}/record`, undefined],
+    ['POST', '/v1/agreements', { type: 'program_terms', title: 'T', body: 'Terms.' }],
+    ['GET', '/v1/agreements', undefined],
+    ['GET', `/v1/agreements/${agreementId}`, undefined],
+    ['POST', `/v1/agreements/${agreementId}/versions`, { body: 'Terms, again.' }],
+    ['GET', `/v1/agreements/${agreementId}/versions`, undefined],
+    ['POST', `/v1/users/${userId}/agreements`, { agreementId, version: 1, ipAddress: '203.0.113.7', userAgent: 'x' }],
+    ['GET', `/v1/users/${userId}/agreements`, undefined],
   ];
 }
 
@@ -186,7 +197,7 @@ describe('security matrix', () => {
   it("another tenant's objects are 404 on every route that names one, and nothing moves", async () => {
     const before = await ledgerSnapshot();
     for (const [method, path, body] of routes()) {
-      const namesOne = /(prg|usr|tsk|ut|dsb|evt|app|card|whe|whd|rcn)_/;
+      const namesOne = /(prg|usr|tsk|ut|dsb|evt|app|card|whe|whd|rcn|agr)_/;
       if (!namesOne.test(path) && !(body && namesOne.test(JSON.stringify(body)))) continue;
       const response = await other.call(method, path, body);
       expect(response.status, `${method} ${path}`).toBe(404);
@@ -207,7 +218,7 @@ describe('security matrix', () => {
     }
     const tested = routes().map(
       ([method, path]) =>
-        `${method} ${path.replace(/\/(prg|usr|tsk|ut|dsb|evt|app|card|whe|whd|rcn)_[0-9a-z]+/g, '/{}')}`,
+        `${method} ${path.replace(/\/(prg|usr|tsk|ut|dsb|evt|app|card|whe|whd|rcn|agr)_[0-9a-z]+/g, '/{}')}`,
     );
     expect(tested.sort()).toEqual(documented.sort());
   });
