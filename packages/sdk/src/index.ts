@@ -119,6 +119,24 @@ export type WebhookDeliveryList = ResultOf<operations['listWebhookDeliveries']>;
 export type UserSpendParams = QueryOf<operations['listUserSpend']>;
 export type ProgramSpendParams = QueryOf<operations['listProgramSpend']>;
 export type SpendList = ResultOf<operations['listUserSpend']>;
+export type UserTaskApproveParams = BodyOf<operations['approveUserTask']>;
+export type UserTaskRejectParams = BodyOf<operations['rejectUserTask']>;
+export type UserTaskRecord = ResultOf<operations['retrieveUserTaskRecord']>;
+export type ProgramRecordParams = QueryOf<operations['exportProgramRecord']>;
+export type ProgramRecordPage = ResultOf<operations['exportProgramRecord']>;
+export type AgreementCreateParams = BodyOf<operations['createAgreement']>;
+export type Agreement = ResultOf<operations['createAgreement']>;
+export type AgreementListParams = QueryOf<operations['listAgreements']>;
+export type AgreementList = ResultOf<operations['listAgreements']>;
+export type AgreementVersionCreateParams = BodyOf<operations['createAgreementVersion']>;
+export type AgreementVersionListParams = QueryOf<operations['listAgreementVersions']>;
+export type AgreementVersionList = ResultOf<operations['listAgreementVersions']>;
+export type ConsentCreateParams = BodyOf<operations['createConsent']>;
+export type Consent = ResultOf<operations['createConsent']>;
+export type UserAgreementListParams = QueryOf<operations['listUserAgreements']>;
+export type UserAgreementList = ResultOf<operations['listUserAgreements']>;
+export type AuditLogParams = QueryOf<operations['listAuditLog']>;
+export type AuditLogPage = ResultOf<operations['listAuditLog']>;
 export type ReconciliationRunListParams = QueryOf<operations['listReconciliationRuns']>;
 export type ReconciliationRunList = ResultOf<operations['listReconciliationRuns']>;
 
@@ -700,6 +718,28 @@ export class Programs {
    * const { data } = await tranche.programs.spend('prg_123');
    * ```
    */
+  /**
+   * The program's records for auditors, one page of user tasks at a time (for CSV, call
+   * `GET /v1/programs/{id}/record?format=csv` with `tranche.request` or any HTTP client).
+   *
+   * @example
+   * ```ts
+   * const { records, nextCursor } = await tranche.programs.record('prg_123', { limit: 50 });
+   * ```
+   */
+  async record(
+    id: string,
+    params: Omit<ProgramRecordParams, 'format'> = {},
+    options?: RequestOptions,
+  ): Promise<ProgramRecordPage> {
+    return this.#transport.send({
+      method: 'GET',
+      path: `/v1/programs/${segment(id, 'id')}/record`,
+      query: { ...params, format: 'json' },
+      options,
+    });
+  }
+
   async spend(id: string, params: ProgramSpendParams = {}, options?: RequestOptions): Promise<SpendList> {
     return this.#transport.send({
       method: 'GET',
@@ -874,6 +914,52 @@ export class Users {
    * for (const spend of data) console.log(spend.merchant.name, spend.amount, spend.attributions);
    * ```
    */
+  /**
+   * Each agreement the participant's programs require (and each they have a record for), with its
+   * current version and their consent state: `accepted`, `stale`, `missing` or `withdrawn`.
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.users.agreements('usr_123');
+   * ```
+   */
+  async agreements(
+    id: string,
+    params: UserAgreementListParams = {},
+    options?: RequestOptions,
+  ): Promise<UserAgreementList> {
+    return this.#transport.send({
+      method: 'GET',
+      path: `/v1/users/${segment(id, 'id')}/agreements`,
+      query: params,
+      options,
+    });
+  }
+
+  /**
+   * Records the participant's acceptance (or, with `action: 'withdraw'`, withdrawal) of one
+   * agreement version: a new record, never a change.
+   *
+   * @example
+   * ```ts
+   * await tranche.users.recordConsent('usr_123', {
+   *   agreementId: 'agr_123',
+   *   version: 1,
+   *   ipAddress: '203.0.113.7',
+   *   userAgent: 'Mozilla/5.0',
+   *   method: 'click_through',
+   * });
+   * ```
+   */
+  async recordConsent(id: string, params: ConsentCreateParams, options?: RequestOptions): Promise<Consent> {
+    return this.#transport.send({
+      method: 'POST',
+      path: `/v1/users/${segment(id, 'id')}/agreements`,
+      body: params,
+      options,
+    });
+  }
+
   async spend(id: string, params: UserSpendParams = {}, options?: RequestOptions): Promise<SpendList> {
     return this.#transport.send({
       method: 'GET',
@@ -1034,6 +1120,56 @@ export class UserTasks {
       body: params,
       options,
     });
+  }
+
+  /**
+   * Approves a completion awaiting a second person (a `dual_approval` task): releases the money as
+   * completion does. The actor who completed it cannot approve it (`403 forbidden`).
+   *
+   * @example
+   * ```ts
+   * const approved = await tranche.userTasks.approve('ut_123', { approvedBy: 'supervisor:7' });
+   * ```
+   */
+  async approve(id: string, params: UserTaskApproveParams, options?: RequestOptions): Promise<UserTask> {
+    return this.#transport.send({
+      method: 'PUT',
+      path: `/v1/usertasks/${segment(id, 'id')}/approve`,
+      body: params,
+      options,
+    });
+  }
+
+  /**
+   * Rejects a completion awaiting approval: the user task returns to `assigned`, its money still
+   * reserved, to be completed again.
+   *
+   * @example
+   * ```ts
+   * const rejected = await tranche.userTasks.reject('ut_123', { rejectedBy: 'supervisor:7', reason: 'Blurry scan' });
+   * ```
+   */
+  async reject(id: string, params: UserTaskRejectParams, options?: RequestOptions): Promise<UserTask> {
+    return this.#transport.send({
+      method: 'PUT',
+      path: `/v1/usertasks/${segment(id, 'id')}/reject`,
+      body: params,
+      options,
+    });
+  }
+
+  /**
+   * The milestone's record, from stored facts: its reservation, completion, approvals, the
+   * consents that applied, and its disbursement with every status and the spend drawn on it.
+   *
+   * @example
+   * ```ts
+   * const record = await tranche.userTasks.record('ut_123');
+   * console.log(record.reservation.credentialId, record.completion?.completedBy, record.disbursement?.settledAt);
+   * ```
+   */
+  async record(id: string, options?: RequestOptions): Promise<UserTaskRecord> {
+    return this.#transport.send({ method: 'GET', path: `/v1/usertasks/${segment(id, 'id')}/record`, options });
   }
 
   /**
@@ -1753,6 +1889,127 @@ function verifyWebhook(
  */
 export const webhooks = { verify: verifyWebhook } as const;
 
+/** Versioned documents participants accept; each version is immutable, with a content hash. */
+export class Agreements {
+  readonly #transport: Transport;
+
+  /**
+   * Reached through a client; not built directly.
+   *
+   * @example
+   * ```ts
+   * const agreements = new Tranche({ apiKey: 'sk_test', baseUrl: 'http://127.0.0.1:3000' }).agreements;
+   * ```
+   */
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * Creates an agreement at version 1, from its text (`body`) or a link (`url`).
+   *
+   * @example
+   * ```ts
+   * const terms = await tranche.agreements.create({ type: 'program_terms', title: 'Program terms', body: '…' });
+   * ```
+   */
+  async create(params: AgreementCreateParams, options?: RequestOptions): Promise<Agreement> {
+    return this.#transport.send({ method: 'POST', path: '/v1/agreements', body: params, options });
+  }
+
+  /**
+   * Lists agreements, newest first.
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.agreements.list({ type: 'cardholder_agreement' });
+   * ```
+   */
+  async list(params: AgreementListParams = {}, options?: RequestOptions): Promise<AgreementList> {
+    return this.#transport.send({ method: 'GET', path: '/v1/agreements', query: params, options });
+  }
+
+  /**
+   * Retrieves an agreement with its current version.
+   *
+   * @example
+   * ```ts
+   * const agreement = await tranche.agreements.retrieve('agr_123');
+   * ```
+   */
+  async retrieve(id: string, options?: RequestOptions): Promise<Agreement> {
+    return this.#transport.send({ method: 'GET', path: `/v1/agreements/${segment(id, 'id')}`, options });
+  }
+
+  /**
+   * Publishes the next version; programs that ask for consent on new versions then need it again.
+   *
+   * @example
+   * ```ts
+   * const v2 = await tranche.agreements.createVersion('agr_123', { body: '…' });
+   * ```
+   */
+  async createVersion(id: string, params: AgreementVersionCreateParams, options?: RequestOptions): Promise<Agreement> {
+    return this.#transport.send({
+      method: 'POST',
+      path: `/v1/agreements/${segment(id, 'id')}/versions`,
+      body: params,
+      options,
+    });
+  }
+
+  /**
+   * Lists an agreement's versions, newest first.
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.agreements.listVersions('agr_123');
+   * ```
+   */
+  async listVersions(
+    id: string,
+    params: AgreementVersionListParams = {},
+    options?: RequestOptions,
+  ): Promise<AgreementVersionList> {
+    return this.#transport.send({
+      method: 'GET',
+      path: `/v1/agreements/${segment(id, 'id')}/versions`,
+      query: params,
+      options,
+    });
+  }
+}
+
+/** The audit log: every state change with its actor, credential and request, hash-chained. */
+export class AuditLog {
+  readonly #transport: Transport;
+
+  /**
+   * Reached through a client; not built directly.
+   *
+   * @example
+   * ```ts
+   * const auditLog = new Tranche({ apiKey: 'sk_test', baseUrl: 'http://127.0.0.1:3000' }).auditLog;
+   * ```
+   */
+  constructor(transport: Transport) {
+    this.#transport = transport;
+  }
+
+  /**
+   * A page of entries, oldest first; `resourceId` narrows it to one object's changes.
+   *
+   * @example
+   * ```ts
+   * const { data } = await tranche.auditLog.list({ resourceId: 'ut_123' });
+   * for (const entry of data) console.log(entry.type, entry.actor, entry.before, entry.after);
+   * ```
+   */
+  async list(params: AuditLogParams = {}, options?: RequestOptions): Promise<AuditLogPage> {
+    return this.#transport.send({ method: 'GET', path: '/v1/audit-log', query: params, options });
+  }
+}
+
 /** Reconciliation runs: Tranche's disbursements, spend and ledger compared with Highnote's. */
 export class Reconciliation {
   readonly #transport: Transport;
@@ -1833,6 +2090,8 @@ export class Tranche {
   readonly events: Events;
   readonly webhookEndpoints: WebhookEndpoints;
   readonly reconciliation: Reconciliation;
+  readonly agreements: Agreements;
+  readonly auditLog: AuditLog;
   readonly #transport: Transport;
 
   /**
@@ -1861,6 +2120,8 @@ export class Tranche {
     this.events = new Events(this.#transport);
     this.webhookEndpoints = new WebhookEndpoints(this.#transport);
     this.reconciliation = new Reconciliation(this.#transport);
+    this.agreements = new Agreements(this.#transport);
+    this.auditLog = new AuditLog(this.#transport);
   }
 
   /**

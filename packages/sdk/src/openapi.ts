@@ -273,7 +273,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Update a task; assignments already made keep their reservation */
+        /** Update a task; assignments already made keep their reservation and verification policy */
         patch: operations["updateTask"];
         trace?: never;
     };
@@ -306,7 +306,7 @@ export interface paths {
         put?: never;
         /**
          * Assign a milestone: a task, or a one-off amount in a program; reserves the amount
-         * @description Send `{taskId, userId}` to assign a defined task, or `{programId, userId, monetaryValue}` for a one-off milestone.
+         * @description Send `{taskId, userId}` to assign a defined task (its verification policy applies), or `{programId, userId, monetaryValue}` for a one-off milestone, with its own `verification` (attestation when not given).
          */
         post: operations["createUserTask"];
         delete?: never;
@@ -340,7 +340,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Verify the milestone: release the reservation toward the participant’s card */
+        /**
+         * Verify the milestone: release the reservation toward the participant’s card
+         * @description Under the task’s verification policy: `evidence` requires `evidence.references`; `dual_approval` (above its `amountThreshold`, if any) requires `completedBy` and leaves the user task `pending_approval`, its reservation held, until another actor approves or rejects it.
+         */
         put: operations["completeUserTask"];
         post?: never;
         delete?: never;
@@ -359,6 +362,46 @@ export interface paths {
         get?: never;
         /** Cancel an open milestone and release its reservation */
         put: operations["cancelUserTask"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usertasks/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Approve a completion awaiting approval: release the reservation toward the participant’s card
+         * @description Dual approval: releases the milestone exactly as completion does. The actor who completed it cannot approve it (`403`); a user task not `pending_approval` is `409 invalid_state`, as is approval in a paused program.
+         */
+        put: operations["approveUserTask"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usertasks/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Reject a completion awaiting approval: the milestone is assigned again, its reservation held
+         * @description Dual approval: records who rejected it and why, and returns the user task to `assigned` so it can be completed again. The actor who completed it cannot reject it (`403`).
+         */
+        put: operations["rejectUserTask"];
         post?: never;
         delete?: never;
         options?: never;
@@ -632,6 +675,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/configurations/notification-target": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where Highnote sends this organization’s notifications, and the signing keys that verify them */
+        get: operations["retrieveNotificationTarget"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/configurations/notification-target/rotate-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the notification signing key at Highnote
+         * @description Highnote issues a new key and signs with both during its overlap; both verify here until the old one expires. Repeating the call rotates again, which is harmless: every key stays verifiable until it expires.
+         */
+        post: operations["rotateNotificationSigningKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhook-endpoints": {
         parameters: {
             query?: never;
@@ -802,6 +882,149 @@ export interface paths {
         };
         /** Retrieve a reconciliation run with every mismatch it found */
         get: operations["retrieveReconciliationRun"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agreements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List agreements, newest first */
+        get: operations["listAgreements"];
+        put?: never;
+        /**
+         * Create an agreement (its version 1)
+         * @description A document participants accept: its text (`body`) or where it is published (`url`). The version gets `contentHash`, the SHA-256 of that content; versions never change.
+         */
+        post: operations["createAgreement"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agreements/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve an agreement with its current version */
+        get: operations["retrieveAgreement"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agreements/{id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the versions of an agreement, highest first */
+        get: operations["listAgreementVersions"];
+        put?: never;
+        /**
+         * Publish a new version of an agreement
+         * @description Version n+1 becomes the current version; earlier versions and the consents given to them stay as they are. Participants of a program that asks for consent again on a new version (`reconsentOnNewVersion`) become `stale` until they accept it.
+         */
+        post: operations["createAgreementVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/{id}/agreements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a participant’s agreements with their consent state
+         * @description Every agreement a program the participant is enrolled in requires, and every agreement they have a consent record for, by agreement id, newest first: its current version and the participant’s state (`accepted`, `stale`, `missing`, `withdrawn`).
+         */
+        get: operations["listUserAgreements"];
+        put?: never;
+        /**
+         * Record a participant’s acceptance (or withdrawal) of an agreement version
+         * @description Appends a consent record: which version, when (server time), from which IP address and user agent, and how. Records never change: a withdrawal (`action: "withdraw"`) is a new record.
+         */
+        post: operations["createConsent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usertasks/{id}/record": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retrieve the record of a user task: reservation, completion, approvals and disbursement
+         * @description Gathered from stored facts only — the rows, ledger transfers and events the changes wrote: why the money was reserved (the assignment, its credential and request, the pending ledger transfer), who completed and approved the milestone, and each status of the disbursement with the event that reported it, its settlement and the spends that drew on it.
+         */
+        get: operations["retrieveUserTaskRecord"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/programs/{id}/record": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the records of a program’s user tasks, as JSON or CSV, for auditors
+         * @description `format=json` (the default) answers a page of records (`limit`, `cursor`), each as `GET /v1/usertasks/{id}/record` shows it. `format=csv` answers `text/csv` (RFC 4180, a header row, CRLF line ends), one row per user task with the columns `userTaskId`, `userId`, `externalUserId`, `taskId`, `name`, `amount`, `status`, `reservedAt`, `reservedBy`, `completedAt`, `completedBy`, `approvedBy`, `approvedAt`, `disbursementId`, `highnoteTransferId`, `disbursementStatus`, `settledAt`, `spent`, `remaining`; it holds every user task from `cursor` on, up to 10000, and a `Link: <…>; rel="next"` header continues a longer export.
+         */
+        get: operations["exportProgramRecord"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit log: every state change, oldest first, hash-chained
+         * @description Each entry is one state change with its actor, credential, request, and the resource before and after. Entries are sealed into a SHA-256 hash chain per organization about a minute after they commit; `npx tranche audit verify` recomputes the chain and names the first entry that does not match.
+         */
+        get: operations["listAuditLog"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1092,6 +1315,19 @@ export interface components {
                  */
                 blockedTerminalTypes?: ("atm" | "fuel")[];
             };
+            /** @description The agreements the participants must accept before a milestone of theirs is completed or funded, each once. */
+            requiredAgreements: {
+                /**
+                 * @description An agreement of your organization the participants must accept.
+                 * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                agreementId: string;
+                /**
+                 * @description Whether a new version of the agreement needs the participants’ consent again (`true`), or an acceptance of an older version still counts (`false`).
+                 * @example true
+                 */
+                reconsentOnNewVersion: boolean;
+            }[];
             /**
              * Format: date-time
              * @description Created. ISO 8601, UTC.
@@ -1307,6 +1543,25 @@ export interface components {
                 [key: string]: string;
             };
             /**
+             * @description How a completion is verified before money moves.
+             * @example {
+             *       "mode": "dual_approval",
+             *       "amountThreshold": 1000
+             *     }
+             */
+            verification: {
+                /**
+                 * @description `attestation`: one `complete` releases the money. `evidence`: `complete` must carry typed references in `evidence.references`. `dual_approval`: `complete` leaves the user task `pending_approval` until a different actor approves it.
+                 * @example dual_approval
+                 */
+                mode: "attestation" | "evidence" | "dual_approval";
+                /**
+                 * @description Dual approval applies only to completions above this amount; null: to every one. Decimal dollars.
+                 * @example 1000
+                 */
+                amountThreshold: number | null;
+            };
+            /**
              * Format: date-time
              * @description Created. ISO 8601, UTC.
              * @example 2026-11-25T10:00:00.000Z
@@ -1352,7 +1607,7 @@ export interface components {
              */
             name: string | null;
             /**
-             * @description assigned → completed → funded; cancelled, expired or funding_failed on the side.
+             * @description assigned → [pending_approval] → completed → funded; cancelled, expired or funding_failed on the side.
              * @example completed
              */
             status: "assigned" | "pending_approval" | "completed" | "funded" | "cancelled" | "expired" | "funding_failed";
@@ -1362,7 +1617,7 @@ export interface components {
              */
             monetaryValue: number;
             /**
-             * @description Released at completion; the rest returned to the pool. Decimal dollars.
+             * @description Released at completion (pending_approval: released when approved); the rest returned to the pool. Decimal dollars.
              * @example 500
              */
             completedAmount: number | null;
@@ -1386,6 +1641,50 @@ export interface components {
              */
             cancellationReason: string | null;
             /**
+             * @description How a completion is verified before money moves.
+             * @example {
+             *       "mode": "dual_approval",
+             *       "amountThreshold": 1000
+             *     }
+             */
+            verification: {
+                /**
+                 * @description `attestation`: one `complete` releases the money. `evidence`: `complete` must carry typed references in `evidence.references`. `dual_approval`: `complete` leaves the user task `pending_approval` until a different actor approves it.
+                 * @example dual_approval
+                 */
+                mode: "attestation" | "evidence" | "dual_approval";
+                /**
+                 * @description Dual approval applies only to completions above this amount; null: to every one. Decimal dollars.
+                 * @example 1000
+                 */
+                amountThreshold: number | null;
+            };
+            /**
+             * @description Who approved the completion (dual approval).
+             * @example supervisor:7
+             */
+            approvedBy: string | null;
+            /**
+             * @description Approved. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            approvedAt: string | null;
+            /**
+             * @description Who last rejected a completion (dual approval).
+             * @example supervisor:7
+             */
+            rejectedBy: string | null;
+            /**
+             * @description Last rejected; the user task went back to assigned. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            rejectedAt: string | null;
+            /**
+             * @description Why the last completion was rejected.
+             * @example Certificate number unreadable
+             */
+            rejectionReason: string | null;
+            /**
              * @description The card funding opened at completion.
              * @example dsb_01jd8n3q7v0c4x2m5k9e6t1hzr
              */
@@ -1396,7 +1695,7 @@ export interface components {
              */
             expiresAt: string | null;
             /**
-             * @description Verified. ISO 8601, UTC.
+             * @description Verified (pending_approval: submitted for approval). ISO 8601, UTC.
              * @example 2026-11-25T10:00:00.000Z
              */
             completedAt: string | null;
@@ -1807,6 +2106,59 @@ export interface components {
              */
             finishedAt: string | null;
         };
+        NotificationTarget: {
+            /**
+             * @description The kind of object: always `notification_target`.
+             * @example notification_target
+             * @enum {string}
+             */
+            object: "notification_target";
+            /**
+             * @description `registered` once Highnote accepted the target; `failed` is retried by a job.
+             * @example registered
+             */
+            status: "registering" | "registered" | "failed";
+            /**
+             * @description Where Highnote POSTs notifications.
+             * @example https://tranche.example.com/v1/webhooks?organizationId=org_01jd8n
+             */
+            uri: string;
+            /**
+             * @description Highnote’s target id.
+             * @example wnt_5Qe
+             */
+            highnoteTargetId: string | null;
+            /**
+             * @description Why the last registration failed.
+             * @example timeout
+             */
+            lastError: string | null;
+            /** @description Every key that verifies `highnote-signature` now or did; secrets are never shown. */
+            signingKeys: {
+                /**
+                 * @description Highnote’s signing key id.
+                 * @example sk_8Kd
+                 */
+                id: string;
+                /**
+                 * Format: date-time
+                 * @description Stored. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                createdAt: string;
+                /**
+                 * @description Stops verifying; null while it is the current key. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                expiresAt: string | null;
+            }[];
+            /**
+             * Format: date-time
+             * @description Last changed. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            updatedAt: string;
+        };
         WebhookEndpoint: {
             /**
              * @description Webhook endpoint id.
@@ -2150,18 +2502,47 @@ export interface components {
              * @example Highnote is not reachable
              */
             failureReason: string | null;
+            /**
+             * @description What the run compared and found; null until it completes.
+             * @example {
+             *       "disbursementsChecked": 120,
+             *       "transfersChecked": 120,
+             *       "accountsChecked": 40,
+             *       "transactionEventsChecked": 310,
+             *       "mismatches": 1,
+             *       "repaired": 1
+             *     }
+             */
             summary: {
-                /** @example 120 */
+                /**
+                 * @description Disbursements with a Highnote transfer compared.
+                 * @example 120
+                 */
                 disbursementsChecked: number;
-                /** @example 120 */
+                /**
+                 * @description Transfers out of the funding account read from Highnote.
+                 * @example 120
+                 */
                 transfersChecked: number;
-                /** @example 40 */
+                /**
+                 * @description Cardholder accounts compared.
+                 * @example 40
+                 */
                 accountsChecked: number;
-                /** @example 310 */
+                /**
+                 * @description Card transaction events read from Highnote.
+                 * @example 310
+                 */
                 transactionEventsChecked: number;
-                /** @example 1 */
+                /**
+                 * @description Differences found.
+                 * @example 1
+                 */
                 mismatches: number;
-                /** @example 1 */
+                /**
+                 * @description Differences the run repaired.
+                 * @example 1
+                 */
                 repaired: number;
             } | null;
             /** @description Every difference found, in the order found (on retrieval). */
@@ -2218,6 +2599,1041 @@ export interface components {
              * @example 2026-11-25T10:00:00.000Z
              */
             completedAt: string | null;
+        };
+        AgreementVersion: {
+            /**
+             * @description The kind of object: always `agreement_version`.
+             * @example agreement_version
+             * @enum {string}
+             */
+            object: "agreement_version";
+            /**
+             * @description The agreement this is a version of.
+             * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            agreementId: string;
+            /**
+             * @description Version number: 1, 2, 3… without a gap.
+             * @example 2
+             */
+            version: number;
+            /**
+             * @description Title of this version.
+             * @example Cardholder Agreement
+             */
+            title: string;
+            /**
+             * @description The text of this version; null when it is published at `url`.
+             * @example By accepting, you agree to receive your card and its disclosures electronically…
+             */
+            body: string | null;
+            /**
+             * @description Where this version is published; null when `body` holds its text.
+             * @example https://partner.example.com/legal/cardholder-agreement-v2.pdf
+             */
+            url: string | null;
+            /**
+             * @description SHA-256 (hex) of the content: the UTF-8 bytes of `body`, or of `url` as given.
+             * @example 9f2c1a6e0b4d8e7f3a5c2b1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f
+             */
+            contentHash: string;
+            /**
+             * Format: date-time
+             * @description When this version was created; it never changes after. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+        };
+        Agreement: {
+            /**
+             * @description Agreement id.
+             * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `agreement`.
+             * @example agreement
+             * @enum {string}
+             */
+            object: "agreement";
+            /**
+             * @description What kind of document it is.
+             * @example cardholder_agreement
+             */
+            type: "esign_consent" | "cardholder_agreement" | "privacy_notice" | "program_terms" | "other";
+            /**
+             * @description Title of the current version.
+             * @example Cardholder Agreement
+             */
+            title: string;
+            /**
+             * @description Number of the current (highest) version.
+             * @example 1
+             */
+            version: number;
+            /**
+             * @description SHA-256 (hex) of the current version’s content.
+             * @example 9f2c1a6e0b4d8e7f3a5c2b1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f
+             */
+            contentHash: string;
+            /** @description The current version, with its content. */
+            currentVersion: {
+                /**
+                 * @description The kind of object: always `agreement_version`.
+                 * @example agreement_version
+                 * @enum {string}
+                 */
+                object: "agreement_version";
+                /**
+                 * @description The agreement this is a version of.
+                 * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                agreementId: string;
+                /**
+                 * @description Version number: 1, 2, 3… without a gap.
+                 * @example 2
+                 */
+                version: number;
+                /**
+                 * @description Title of this version.
+                 * @example Cardholder Agreement
+                 */
+                title: string;
+                /**
+                 * @description The text of this version; null when it is published at `url`.
+                 * @example By accepting, you agree to receive your card and its disclosures electronically…
+                 */
+                body: string | null;
+                /**
+                 * @description Where this version is published; null when `body` holds its text.
+                 * @example https://partner.example.com/legal/cardholder-agreement-v2.pdf
+                 */
+                url: string | null;
+                /**
+                 * @description SHA-256 (hex) of the content: the UTF-8 bytes of `body`, or of `url` as given.
+                 * @example 9f2c1a6e0b4d8e7f3a5c2b1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f
+                 */
+                contentHash: string;
+                /**
+                 * Format: date-time
+                 * @description When this version was created; it never changes after. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                createdAt: string;
+            };
+            /**
+             * Format: date-time
+             * @description When the agreement (its version 1) was created. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description When the current version was created. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            updatedAt: string;
+        };
+        Consent: {
+            /**
+             * @description Consent record id.
+             * @example cns_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `consent`.
+             * @example consent
+             * @enum {string}
+             */
+            object: "consent";
+            /**
+             * @description The participant.
+             * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            userId: string;
+            /**
+             * @description The agreement.
+             * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            agreementId: string;
+            /**
+             * @description The version accepted or withdrawn.
+             * @example 2
+             */
+            version: number;
+            /**
+             * @description SHA-256 (hex) of that version’s content.
+             * @example 9f2c1a6e0b4d8e7f3a5c2b1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f
+             */
+            contentHash: string;
+            /**
+             * @description `accept`, or `withdraw` (a new record; the acceptance stays as it was).
+             * @example accept
+             */
+            action: "accept" | "withdraw";
+            /**
+             * @description How the participant gave it.
+             * @example click_through
+             */
+            method: "api" | "click_through" | "esign" | "written" | "other";
+            /**
+             * @description The participant’s IP address.
+             * @example 203.0.113.24
+             */
+            ipAddress: string;
+            /**
+             * @description The participant’s user agent.
+             * @example Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X)
+             */
+            userAgent: string;
+            /**
+             * Format: date-time
+             * @description When Tranche recorded it (server time). ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            recordedAt: string;
+        };
+        UserAgreement: {
+            /**
+             * @description The kind of object: always `user_agreement`.
+             * @example user_agreement
+             * @enum {string}
+             */
+            object: "user_agreement";
+            /**
+             * @description The participant.
+             * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            userId: string;
+            /**
+             * @description The agreement.
+             * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            agreementId: string;
+            /**
+             * @description What kind of document it is.
+             * @example cardholder_agreement
+             */
+            type: "esign_consent" | "cardholder_agreement" | "privacy_notice" | "program_terms" | "other";
+            /**
+             * @description Title of the current version.
+             * @example Cardholder Agreement
+             */
+            title: string;
+            /**
+             * @description The agreement’s current version.
+             * @example 2
+             */
+            currentVersion: number;
+            /**
+             * @description SHA-256 (hex) of the current version’s content.
+             * @example 9f2c1a6e0b4d8e7f3a5c2b1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f
+             */
+            contentHash: string;
+            /**
+             * @description `accepted` (the current version, or an older one no requiring program asks again for), `stale` (an older version, and a requiring program asks for consent again on a new one), `missing` (no record) or `withdrawn`.
+             * @example accepted
+             */
+            state: "accepted" | "stale" | "missing" | "withdrawn";
+            /**
+             * @description The version the participant accepted; null unless accepted or stale.
+             * @example 2
+             */
+            acceptedVersion: number | null;
+            /**
+             * @description When the participant accepted it; null unless accepted or stale. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            acceptedAt: string | null;
+            /**
+             * @description When the participant withdrew; null unless withdrawn. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            withdrawnAt: string | null;
+            /**
+             * @description The latest consent record the state is read from; null when missing.
+             * @example cns_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            consentId: string | null;
+            /** @description The programs the participant is enrolled in that require the agreement; empty if none does. */
+            requiredBy: {
+                /**
+                 * @description A program the participant is enrolled in that requires the agreement.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                programId: string;
+                /**
+                 * @description Whether that program asks for consent again on a new version.
+                 * @example true
+                 */
+                reconsentOnNewVersion: boolean;
+            }[];
+        };
+        /** @description What is on record for one milestone, from stored facts only. */
+        UserTaskRecord: {
+            /**
+             * @description The kind of object: always `user_task_record`.
+             * @example user_task_record
+             * @enum {string}
+             */
+            object: "user_task_record";
+            /** @description The user task as `GET /v1/usertasks/{id}` presents it. */
+            userTask: {
+                /**
+                 * @description User task id.
+                 * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+                /**
+                 * @description The kind of object: always `user_task`.
+                 * @example user_task
+                 * @enum {string}
+                 */
+                object: "user_task";
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                programId: string;
+                /**
+                 * @description Participant.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                userId: string;
+                /**
+                 * @description The task assigned, or null for a one-off milestone.
+                 * @example tsk_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                taskId: string | null;
+                /**
+                 * @description Milestone name.
+                 * @example OSHA 10 certificate
+                 */
+                name: string | null;
+                /**
+                 * @description assigned → [pending_approval] → completed → funded; cancelled, expired or funding_failed on the side.
+                 * @example completed
+                 */
+                status: "assigned" | "pending_approval" | "completed" | "funded" | "cancelled" | "expired" | "funding_failed";
+                /**
+                 * @description Reserved from the pool at assignment. Decimal dollars.
+                 * @example 500
+                 */
+                monetaryValue: number;
+                /**
+                 * @description Released at completion (pending_approval: released when approved); the rest returned to the pool. Decimal dollars.
+                 * @example 500
+                 */
+                completedAmount: number | null;
+                /**
+                 * @description Who verified the milestone.
+                 * @example instructor:42
+                 */
+                completedBy: string | null;
+                /**
+                 * @description What the verifier saw.
+                 * @example {
+                 *       "certificateNumber": "OSHA-10-88231"
+                 *     }
+                 */
+                evidence: {
+                    [key: string]: unknown;
+                } | null;
+                /**
+                 * @description Why the reservation was released.
+                 * @example cancelled_by_request
+                 */
+                cancellationReason: string | null;
+                /**
+                 * @description How a completion is verified before money moves.
+                 * @example {
+                 *       "mode": "dual_approval",
+                 *       "amountThreshold": 1000
+                 *     }
+                 */
+                verification: {
+                    /**
+                     * @description `attestation`: one `complete` releases the money. `evidence`: `complete` must carry typed references in `evidence.references`. `dual_approval`: `complete` leaves the user task `pending_approval` until a different actor approves it.
+                     * @example dual_approval
+                     */
+                    mode: "attestation" | "evidence" | "dual_approval";
+                    /**
+                     * @description Dual approval applies only to completions above this amount; null: to every one. Decimal dollars.
+                     * @example 1000
+                     */
+                    amountThreshold: number | null;
+                };
+                /**
+                 * @description Who approved the completion (dual approval).
+                 * @example supervisor:7
+                 */
+                approvedBy: string | null;
+                /**
+                 * @description Approved. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                approvedAt: string | null;
+                /**
+                 * @description Who last rejected a completion (dual approval).
+                 * @example supervisor:7
+                 */
+                rejectedBy: string | null;
+                /**
+                 * @description Last rejected; the user task went back to assigned. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                rejectedAt: string | null;
+                /**
+                 * @description Why the last completion was rejected.
+                 * @example Certificate number unreadable
+                 */
+                rejectionReason: string | null;
+                /**
+                 * @description The card funding opened at completion.
+                 * @example dsb_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                disbursementId: string | null;
+                /**
+                 * @description The reservation expires unless completed before. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                expiresAt: string | null;
+                /**
+                 * @description Verified (pending_approval: submitted for approval). ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                completedAt: string | null;
+                /**
+                 * @description Cancelled. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                cancelledAt: string | null;
+                /**
+                 * @description Expired. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                expiredAt: string | null;
+                /**
+                 * Format: date-time
+                 * @description Assigned. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                createdAt: string;
+                /**
+                 * Format: date-time
+                 * @description Last changed. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                updatedAt: string;
+            };
+            /** @description The program whose pool reserved the money. */
+            program: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+                /**
+                 * @description Program name.
+                 * @example OSHA completion funding
+                 */
+                name: string;
+            };
+            /** @description The participant. */
+            user: {
+                /**
+                 * @description Participant id.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+                /**
+                 * @description Your id for the participant.
+                 * @example emp-8812
+                 */
+                externalId: string | null;
+            };
+            /** @description Why funds were reserved: the assignment, who made it, and the ledger transfer. */
+            reservation: {
+                /**
+                 * Format: date-time
+                 * @description When the assignment reserved the money (its `usertask.assigned` event). ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                reservedAt: string;
+                /**
+                 * @description Reserved from the pool. Decimal dollars.
+                 * @example 500
+                 */
+                amount: number;
+                /**
+                 * @description Who assigned the milestone: `api_key:<key id>` for a request, `system:<job>` for the worker, `operator`.
+                 * @example api_key:key_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                actor: string | null;
+                /**
+                 * @description The organization credential (API key id) the request authenticated with; null for the system.
+                 * @example key_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                credentialId: string | null;
+                /**
+                 * @description The request that caused it (`X-Request-Id`).
+                 * @example req-1a2b
+                 */
+                requestId: string | null;
+                /**
+                 * @description The event that recorded it.
+                 * @example evt_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                eventId: string | null;
+                /**
+                 * @description The pending ledger transfer that reserved the money.
+                 * @example {
+                 *       "id": "tr_01jd8n3q7v0c4x2m5k9e6t1hzr",
+                 *       "kind": "pending",
+                 *       "amount": 500,
+                 *       "createdAt": "2026-11-25T10:00:00.000Z"
+                 *     }
+                 */
+                transfer: {
+                    /**
+                     * @description Ledger transfer id.
+                     * @example tr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    id: string;
+                    /**
+                     * @description `pending` (a reservation), `post_pending`/`void_pending` (its resolution) or `posted`.
+                     * @example pending
+                     */
+                    kind: "posted" | "pending" | "post_pending" | "void_pending";
+                    /**
+                     * @description Amount moved. Decimal dollars.
+                     * @example 500
+                     */
+                    amount: number;
+                    /**
+                     * Format: date-time
+                     * @description Written to the ledger. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    createdAt: string;
+                } | null;
+                /**
+                 * @description The transfer that resolved the reservation: posted at completion or voided at cancel or expiry; null while open.
+                 * @example {
+                 *       "id": "tr_01jd8n3q7v0c4x2m5k9e6t1hzr",
+                 *       "kind": "pending",
+                 *       "amount": 500,
+                 *       "createdAt": "2026-11-25T10:00:00.000Z"
+                 *     }
+                 */
+                resolution: {
+                    /**
+                     * @description Ledger transfer id.
+                     * @example tr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    id: string;
+                    /**
+                     * @description `pending` (a reservation), `post_pending`/`void_pending` (its resolution) or `posted`.
+                     * @example pending
+                     */
+                    kind: "posted" | "pending" | "post_pending" | "void_pending";
+                    /**
+                     * @description Amount moved. Decimal dollars.
+                     * @example 500
+                     */
+                    amount: number;
+                    /**
+                     * Format: date-time
+                     * @description Written to the ledger. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    createdAt: string;
+                } | null;
+            };
+            /**
+             * @description Who completed the milestone, when, and on what evidence; null while not completed.
+             * @example {
+             *       "completedBy": "instructor:42",
+             *       "completedAt": "2026-11-25T11:00:00.000Z",
+             *       "evidence": {
+             *         "certificateNumber": "OSHA-10-88231"
+             *       },
+             *       "amount": 500,
+             *       "actor": "api_key:key_01jd8n3q7v0c4x2m5k9e6t1hzr",
+             *       "credentialId": "key_01jd8n3q7v0c4x2m5k9e6t1hzr",
+             *       "requestId": "req-1a2c",
+             *       "eventId": "evt_01jd8n3q7v0c4x2m5k9e6t1hzs"
+             *     }
+             */
+            completion: {
+                /**
+                 * @description Who verified the milestone.
+                 * @example instructor:42
+                 */
+                completedBy: string | null;
+                /**
+                 * Format: date-time
+                 * @description Verified. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                completedAt: string;
+                /**
+                 * @description What the verifier saw, as stored at completion.
+                 * @example {
+                 *       "certificateNumber": "OSHA-10-88231"
+                 *     }
+                 */
+                evidence: {
+                    [key: string]: unknown;
+                } | null;
+                /**
+                 * @description Released at completion. Decimal dollars.
+                 * @example 500
+                 */
+                amount: number | null;
+                /**
+                 * @description Who completed it: `api_key:<key id>` for a request, `system:<job>` for the worker, `operator`.
+                 * @example api_key:key_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                actor: string | null;
+                /**
+                 * @description The organization credential (API key id) the request authenticated with; null for the system.
+                 * @example key_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                credentialId: string | null;
+                /**
+                 * @description The request that caused it (`X-Request-Id`).
+                 * @example req-1a2b
+                 */
+                requestId: string | null;
+                /**
+                 * @description The event that recorded it.
+                 * @example evt_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                eventId: string | null;
+            } | null;
+            /** @description The approval steps of a dual-approval task, oldest first; empty when there were none. */
+            approvals: {
+                /**
+                 * @description `usertask.pending_approval`, `usertask.approved` or `usertask.rejected`.
+                 * @example usertask.approved
+                 */
+                type: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed" | "spend.authorized" | "spend.declined" | "spend.reversed" | "spend.cleared" | "spend.refunded" | "reconciliation.completed" | "agreement.created" | "agreement.version_created" | "consent.accepted" | "consent.withdrawn" | "usertask.pending_approval" | "usertask.approved" | "usertask.rejected" | "api_key.created" | "api_key.revoked" | "client_credential.created" | "client_credential.revoked";
+                /**
+                 * @description Who approved or rejected (who completed, for `pending_approval`), as the event carries it.
+                 * @example supervisor:7
+                 */
+                by: string | null;
+                /**
+                 * Format: date-time
+                 * @description When. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                at: string;
+                /**
+                 * @description Who acted: `api_key:<key id>` for a request, `system:<job>` for the worker, `operator`.
+                 * @example api_key:key_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                actor: string | null;
+                /**
+                 * @description The organization credential (API key id) the request authenticated with; null for the system.
+                 * @example key_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                credentialId: string | null;
+                /**
+                 * @description The request that caused it (`X-Request-Id`).
+                 * @example req-1a2b
+                 */
+                requestId: string | null;
+                /**
+                 * @description The event that recorded it.
+                 * @example evt_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                eventId: string | null;
+            }[];
+            /** @description The consents that satisfied the program’s required agreements when the milestone was completed (now, while it is not). */
+            consents: {
+                /**
+                 * @description The consent record.
+                 * @example cns_01jd8x
+                 */
+                consentId: string;
+                /**
+                 * @description The agreement.
+                 * @example agr_01jd8x
+                 */
+                agreementId: string;
+                /**
+                 * @description Its type.
+                 * @example cardholder_agreement
+                 */
+                agreementType: string;
+                /**
+                 * @description Its title in that version.
+                 * @example Cardholder agreement
+                 */
+                title: string;
+                /**
+                 * @description The version accepted.
+                 * @example 2
+                 */
+                version: number;
+                /**
+                 * @description SHA-256 of that version’s content.
+                 * @example 3f0a9c1e5b7d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468
+                 */
+                contentHash: string;
+                /**
+                 * Format: date-time
+                 * @description When the participant accepted it. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                acceptedAt: string;
+                /**
+                 * @description From where.
+                 * @example 203.0.113.7
+                 */
+                ipAddress: string;
+                /**
+                 * @description With which user agent.
+                 * @example Mozilla/5.0
+                 */
+                userAgent: string;
+                /**
+                 * @description How consent was given.
+                 * @example click_through
+                 */
+                method: string;
+            }[];
+            /**
+             * @description The funding of the card: its status history, settlement and what it paid for; null before completion.
+             * @example {
+             *       "id": "dsb_01jd8n3q7v0c4x2m5k9e6t1hzr",
+             *       "amount": 500,
+             *       "status": "settled",
+             *       "cardId": "card_01jd8n3q7v0c4x2m5k9e6t1hzr",
+             *       "highnoteTransferId": "iftr_8Kd",
+             *       "attempt": 1,
+             *       "failureCode": null,
+             *       "failureReason": null,
+             *       "createdAt": "2026-11-25T11:00:00.000Z",
+             *       "settledAt": "2026-11-25T11:00:02.000Z",
+             *       "history": [
+             *         {
+             *           "type": "disbursement.settled",
+             *           "status": "settled",
+             *           "at": "2026-11-25T11:00:02.000Z",
+             *           "actor": "system:highnote",
+             *           "credentialId": null,
+             *           "requestId": "req-1a2d",
+             *           "eventId": "evt_01jd8n3q7v0c4x2m5k9e6t1hzt"
+             *         }
+             *       ],
+             *       "settlementTransfer": {
+             *         "id": "tr_settle_dsb_01jd8n3q7v0c4x2m5k9e6t1hzr",
+             *         "kind": "posted",
+             *         "amount": 500,
+             *         "createdAt": "2026-11-25T10:00:00.000Z"
+             *       },
+             *       "returnTransfer": null,
+             *       "spent": 100,
+             *       "remaining": 400,
+             *       "spends": [
+             *         {
+             *           "spendId": "spd_01jd8n3q7v0c4x2m5k9e6t1hzr",
+             *           "amount": 100,
+             *           "status": "cleared",
+             *           "merchant": "CORNER GROCERY",
+             *           "occurredAt": "2026-11-26T09:30:00.000Z"
+             *         }
+             *       ]
+             *     }
+             */
+            disbursement: {
+                /**
+                 * @description Disbursement id.
+                 * @example dsb_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+                /**
+                 * @description Amount funded to the card. Decimal dollars.
+                 * @example 500
+                 */
+                amount: number;
+                /**
+                 * @description Its status now.
+                 * @example settled
+                 */
+                status: "awaiting_card" | "pending" | "processing" | "settled" | "failed" | "cancelled";
+                /**
+                 * @description The card funded.
+                 * @example card_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                cardId: string | null;
+                /**
+                 * @description Highnote’s transfer id, once initiated.
+                 * @example iftr_8Kd
+                 */
+                highnoteTransferId: string | null;
+                /**
+                 * @description Funding attempt; each retry starts the next.
+                 * @example 1
+                 */
+                attempt: number;
+                /**
+                 * @description Highnote’s reason code for a failed transfer.
+                 * @example INSUFFICIENT_FUNDS
+                 */
+                failureCode: string | null;
+                /**
+                 * @description Why the funding failed.
+                 * @example Highnote failed the transfer
+                 */
+                failureReason: string | null;
+                /**
+                 * Format: date-time
+                 * @description Opened at completion. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                createdAt: string;
+                /**
+                 * @description Settled on the card. ISO 8601, UTC.
+                 * @example 2026-11-25T10:00:00.000Z
+                 */
+                settledAt: string | null;
+                /** @description Each status the disbursement went through, oldest first, with the event that reported it. */
+                history: {
+                    /**
+                     * @description The `disbursement.*` event.
+                     * @example disbursement.settled
+                     */
+                    type: "program.created" | "program.updated" | "program.funded" | "program.paused" | "program.resumed" | "program.closed" | "user.created" | "user.updated" | "enrollment.created" | "enrollment.dismissed" | "task.created" | "task.updated" | "usertask.assigned" | "usertask.completed" | "usertask.cancelled" | "usertask.expired" | "usertask.funded" | "usertask.funding_failed" | "usertask.funding_retried" | "disbursement.created" | "disbursement.awaiting_card" | "disbursement.processing" | "disbursement.settled" | "disbursement.failed" | "disbursement.retried" | "disbursement.cancelled" | "configuration.updated" | "application.created" | "application.in_review" | "application.approved" | "application.denied" | "application.closed" | "card.created" | "card.activated" | "card.suspended" | "card.closed" | "card.physical_ordered" | "card.physical_shipped" | "card.physical_ship_failed" | "spend.authorized" | "spend.declined" | "spend.reversed" | "spend.cleared" | "spend.refunded" | "reconciliation.completed" | "agreement.created" | "agreement.version_created" | "consent.accepted" | "consent.withdrawn" | "usertask.pending_approval" | "usertask.approved" | "usertask.rejected" | "api_key.created" | "api_key.revoked" | "client_credential.created" | "client_credential.revoked";
+                    /**
+                     * @description The status the event reported.
+                     * @example settled
+                     */
+                    status: ("awaiting_card" | "pending" | "processing" | "settled" | "failed" | "cancelled") | null;
+                    /**
+                     * Format: date-time
+                     * @description When it was recorded. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    at: string;
+                    /**
+                     * @description Who moved it (`system:highnote` or a job for a Highnote notification): `api_key:<key id>` for a request, `system:<job>` for the worker, `operator`.
+                     * @example api_key:key_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    actor: string | null;
+                    /**
+                     * @description The organization credential (API key id) the request authenticated with; null for the system.
+                     * @example key_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    credentialId: string | null;
+                    /**
+                     * @description The request that caused it (`X-Request-Id`).
+                     * @example req-1a2b
+                     */
+                    requestId: string | null;
+                    /**
+                     * @description The event that recorded it.
+                     * @example evt_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    eventId: string | null;
+                }[];
+                /**
+                 * @description The ledger transfer in transit → disbursed at settlement; null before.
+                 * @example {
+                 *       "id": "tr_01jd8n3q7v0c4x2m5k9e6t1hzr",
+                 *       "kind": "pending",
+                 *       "amount": 500,
+                 *       "createdAt": "2026-11-25T10:00:00.000Z"
+                 *     }
+                 */
+                settlementTransfer: {
+                    /**
+                     * @description Ledger transfer id.
+                     * @example tr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    id: string;
+                    /**
+                     * @description `pending` (a reservation), `post_pending`/`void_pending` (its resolution) or `posted`.
+                     * @example pending
+                     */
+                    kind: "posted" | "pending" | "post_pending" | "void_pending";
+                    /**
+                     * @description Amount moved. Decimal dollars.
+                     * @example 500
+                     */
+                    amount: number;
+                    /**
+                     * Format: date-time
+                     * @description Written to the ledger. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    createdAt: string;
+                } | null;
+                /**
+                 * @description The ledger transfer that returned a cancelled funding to the pool.
+                 * @example {
+                 *       "id": "tr_01jd8n3q7v0c4x2m5k9e6t1hzr",
+                 *       "kind": "pending",
+                 *       "amount": 500,
+                 *       "createdAt": "2026-11-25T10:00:00.000Z"
+                 *     }
+                 */
+                returnTransfer: {
+                    /**
+                     * @description Ledger transfer id.
+                     * @example tr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    id: string;
+                    /**
+                     * @description `pending` (a reservation), `post_pending`/`void_pending` (its resolution) or `posted`.
+                     * @example pending
+                     */
+                    kind: "posted" | "pending" | "post_pending" | "void_pending";
+                    /**
+                     * @description Amount moved. Decimal dollars.
+                     * @example 500
+                     */
+                    amount: number;
+                    /**
+                     * Format: date-time
+                     * @description Written to the ledger. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    createdAt: string;
+                } | null;
+                /**
+                 * @description How much of it the participant has spent (first-in-first-out attribution). Decimal dollars.
+                 * @example 140
+                 */
+                spent: number;
+                /**
+                 * @description What of it is still on the card; 0 until it settles. Decimal dollars.
+                 * @example 360
+                 */
+                remaining: number;
+                /** @description The card spends that drew on this disbursement, oldest first. */
+                spends: {
+                    /**
+                     * @description The spend.
+                     * @example spd_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    spendId: string;
+                    /**
+                     * @description What of the spend this disbursement paid. Decimal dollars.
+                     * @example 100
+                     */
+                    amount: number;
+                    /**
+                     * @description The spend’s status now.
+                     * @example cleared
+                     */
+                    status: "authorized" | "declined" | "reversed" | "cleared" | "refunded";
+                    /**
+                     * @description Merchant name.
+                     * @example CORNER GROCERY
+                     */
+                    merchant: string | null;
+                    /**
+                     * Format: date-time
+                     * @description The transaction’s first event at Highnote. ISO 8601, UTC.
+                     * @example 2026-11-25T10:00:00.000Z
+                     */
+                    occurredAt: string;
+                }[];
+            } | null;
+        };
+        AuditEntry: {
+            /**
+             * @description The event id of the change.
+             * @example evt_01jd8x
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `audit_entry`.
+             * @example audit_entry
+             * @enum {string}
+             */
+            object: "audit_entry";
+            /**
+             * @description Position in the organization’s log (a decimal integer).
+             * @example 1042
+             */
+            sequence: string;
+            /**
+             * @description The change, as an event type.
+             * @example usertask.completed
+             */
+            type: string;
+            /**
+             * @description The resource changed.
+             * @example ut_01jd8x
+             */
+            resourceId: string | null;
+            /**
+             * @description `api_key:<key id>`, `client:<credential id>`, `operator` or `system:<job>`.
+             * @example api_key:key_01jd8x
+             */
+            actor: string;
+            /**
+             * @description The credential that made the request.
+             * @example key_01jd8x
+             */
+            credentialId: string | null;
+            /**
+             * @description The request that made it (`X-Request-Id`).
+             * @example req_01jd8x
+             */
+            requestId: string | null;
+            /**
+             * Format: date-time
+             * @description When the change was made. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            occurredAt: string;
+            /**
+             * @description The resource as the API presented it before the change; null for its first.
+             * @example {
+             *       "id": "ut_01jd8x",
+             *       "object": "usertask",
+             *       "status": "assigned"
+             *     }
+             */
+            before: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description The resource as the API presented it after the change.
+             * @example {
+             *       "id": "ut_01jd8x",
+             *       "object": "usertask",
+             *       "status": "completed"
+             *     }
+             */
+            after: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description Where the hash chain seals the entry; null until the chain job reaches it.
+             * @example {
+             *       "blockNo": 12,
+             *       "blockHash": "9f2c4b7e0d1a…"
+             *     }
+             */
+            chain: {
+                /**
+                 * @description The block that seals the entry.
+                 * @example 12
+                 */
+                blockNo: number;
+                /**
+                 * @description SHA-256 of the block, linking to the one before.
+                 * @example 9f2c4b7e0d1a…
+                 */
+                blockHash: string;
+            } | null;
         };
     };
     responses: never;
@@ -2816,6 +4232,19 @@ export interface operations {
                          */
                         blockedTerminalTypes?: ("atm" | "fuel")[];
                     };
+                    /** @description The agreements (of your organization) the participants must accept before a milestone of theirs is completed or funded, each once. Omit for none. */
+                    requiredAgreements?: {
+                        /**
+                         * @description An agreement of your organization the participants must accept.
+                         * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                         */
+                        agreementId: string;
+                        /**
+                         * @description Whether a new version of the agreement needs the participants’ consent again (`true`), or an acceptance of an older version still counts (`false`).
+                         * @example true
+                         */
+                        reconsentOnNewVersion: boolean;
+                    }[];
                 };
             };
         };
@@ -3109,6 +4538,19 @@ export interface operations {
                          */
                         blockedTerminalTypes?: ("atm" | "fuel")[];
                     };
+                    /** @description Replaces the program’s required agreements as a whole (`[]` removes them); consent is checked from the next completion on. */
+                    requiredAgreements?: {
+                        /**
+                         * @description An agreement of your organization the participants must accept.
+                         * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                         */
+                        agreementId: string;
+                        /**
+                         * @description Whether a new version of the agreement needs the participants’ consent again (`true`), or an acceptance of an older version still counts (`false`).
+                         * @example true
+                         */
+                        reconsentOnNewVersion: boolean;
+                    }[];
                 };
             };
         };
@@ -5012,6 +6454,25 @@ export interface operations {
                     metadata?: {
                         [key: string]: string;
                     };
+                    /**
+                     * @description How a completion is verified before money moves; `attestation` when not given.
+                     * @example {
+                     *       "mode": "dual_approval",
+                     *       "amountThreshold": 1000
+                     *     }
+                     */
+                    verification?: {
+                        /**
+                         * @description `attestation`: one `complete` releases the money. `evidence`: `complete` must carry typed references in `evidence.references`. `dual_approval`: `complete` leaves the user task `pending_approval` until a different actor approves it.
+                         * @example dual_approval
+                         */
+                        mode: "attestation" | "evidence" | "dual_approval";
+                        /**
+                         * @description Dual approval only: completions of at most this amount release at once; above it, a second person approves. Decimal dollars with at most two decimals.
+                         * @example 1000
+                         */
+                        amountThreshold?: number;
+                    };
                 };
             };
         };
@@ -5222,6 +6683,25 @@ export interface operations {
                      */
                     metadata?: {
                         [key: string]: string;
+                    };
+                    /**
+                     * @description How a completion is verified before money moves; `attestation` when not given.
+                     * @example {
+                     *       "mode": "dual_approval",
+                     *       "amountThreshold": 1000
+                     *     }
+                     */
+                    verification?: {
+                        /**
+                         * @description `attestation`: one `complete` releases the money. `evidence`: `complete` must carry typed references in `evidence.references`. `dual_approval`: `complete` leaves the user task `pending_approval` until a different actor approves it.
+                         * @example dual_approval
+                         */
+                        mode: "attestation" | "evidence" | "dual_approval";
+                        /**
+                         * @description Dual approval only: completions of at most this amount release at once; above it, a second person approves. Decimal dollars with at most two decimals.
+                         * @example 1000
+                         */
+                        amountThreshold?: number;
                     };
                 };
             };
@@ -5581,6 +7061,25 @@ export interface operations {
                      * @example OSHA 10 certificate
                      */
                     name?: string;
+                    /**
+                     * @description How a completion is verified before money moves; `attestation` when not given.
+                     * @example {
+                     *       "mode": "dual_approval",
+                     *       "amountThreshold": 1000
+                     *     }
+                     */
+                    verification?: {
+                        /**
+                         * @description `attestation`: one `complete` releases the money. `evidence`: `complete` must carry typed references in `evidence.references`. `dual_approval`: `complete` leaves the user task `pending_approval` until a different actor approves it.
+                         * @example dual_approval
+                         */
+                        mode: "attestation" | "evidence" | "dual_approval";
+                        /**
+                         * @description Dual approval only: completions of at most this amount release at once; above it, a second person approves. Decimal dollars with at most two decimals.
+                         * @example 1000
+                         */
+                        amountThreshold?: number;
+                    };
                 };
             };
         };
@@ -5774,17 +7273,65 @@ export interface operations {
                      */
                     amount?: number;
                     /**
-                     * @description Who verified it.
+                     * @description Who verified it; required where the task asks for dual approval.
                      * @example instructor:42
                      */
                     completedBy?: string;
                     /**
-                     * @description What the verifier saw: certificate numbers, links, notes.
+                     * @description What the verifier saw: certificate numbers, notes and typed `references`.
                      * @example {
-                     *       "certificateNumber": "OSHA-10-88231"
+                     *       "certificateNumber": "OSHA-10-88231",
+                     *       "references": [
+                     *         {
+                     *           "type": "url",
+                     *           "url": "https://lms.example.org/certificates/OSHA-10-88231"
+                     *         }
+                     *       ]
                      *     }
                      */
                     evidence?: {
+                        /**
+                         * @description Typed references: `{type: "url", url}`, `{type: "document_hash", algorithm: "sha256", value}`, `{type: "note", text}`. Required by a task in `evidence` mode.
+                         * @example [
+                         *       {
+                         *         "type": "url",
+                         *         "url": "https://lms.example.org/certificates/OSHA-10-88231"
+                         *       }
+                         *     ]
+                         */
+                        references?: {
+                            /**
+                             * @description What the reference points to: `url`, `document_hash` or `note`.
+                             * @example url
+                             */
+                            type: "url" | "document_hash" | "note";
+                            /**
+                             * @description type url: an http(s) URL.
+                             * @example https://lms.example.org/certificates/OSHA-10-88231
+                             */
+                            url?: string;
+                            /**
+                             * @description type document_hash: the digest algorithm.
+                             * @example sha256
+                             */
+                            algorithm?: "sha256";
+                            /**
+                             * @description type document_hash: the digest in hex (64 digits for sha256).
+                             * @example 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+                             */
+                            value?: string;
+                            /**
+                             * @description type note: what the verifier wrote down.
+                             * @example Card checked in person at the site office.
+                             */
+                            text?: string;
+                            /**
+                             * @description What the reference is.
+                             * @example DOL card scan
+                             */
+                            description?: string;
+                        }[];
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -5920,6 +7467,267 @@ export interface operations {
             };
             /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    approveUserTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description User task id.
+                 * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Who approves: not the actor who completed the milestone.
+                     * @example supervisor:7
+                     */
+                    approvedBy: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The user task as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserTask"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The credential may not do this (`forbidden`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rejectUserTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description User task id.
+                 * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Who rejects: not the actor who completed the milestone.
+                     * @example supervisor:7
+                     */
+                    rejectedBy: string;
+                    /**
+                     * @description Why, for whoever completes it again.
+                     * @example Certificate number unreadable
+                     */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The user task as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserTask"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The credential may not do this (`forbidden`). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7803,6 +9611,176 @@ export interface operations {
             };
         };
     };
+    retrieveNotificationTarget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The notification target. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationTarget"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rotateNotificationSigningKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The notification target as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationTarget"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The card platform failed or refused the request (`issuer_error`). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listWebhookEndpoints: {
         parameters: {
             query?: {
@@ -9079,6 +11057,1059 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReconciliationRun"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listAgreements: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                /**
+                 * @description Only agreements of this type.
+                 * @example esign_consent
+                 */
+                type?: "esign_consent" | "cardholder_agreement" | "privacy_notice" | "program_terms" | "other";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of agreements. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["Agreement"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createAgreement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description What kind of document it is.
+                     * @example cardholder_agreement
+                     */
+                    type: "esign_consent" | "cardholder_agreement" | "privacy_notice" | "program_terms" | "other";
+                    /**
+                     * @description Title of the document.
+                     * @example Cardholder Agreement
+                     */
+                    title: string;
+                    /**
+                     * @description The text of the document. Send `body` or `url`, not both.
+                     * @example By accepting, you agree to receive your card and its disclosures electronically…
+                     */
+                    body?: string;
+                    /**
+                     * @description Where the document is published (its hash is of the URL; Tranche does not fetch it). Send `body` or `url`, not both.
+                     * @example https://partner.example.com/legal/cardholder-agreement-v1.pdf
+                     */
+                    url?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The agreement, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agreement"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveAgreement: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Agreement id.
+                 * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The agreement. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agreement"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listAgreementVersions: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Agreement id.
+                 * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of versions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["AgreementVersion"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createAgreementVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Agreement id.
+                 * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Title of the new version; the current title when omitted.
+                     * @example Cardholder Agreement
+                     */
+                    title?: string;
+                    /**
+                     * @description The text of the document. Send `body` or `url`, not both.
+                     * @example By accepting, you agree to receive your card and its disclosures electronically…
+                     */
+                    body?: string;
+                    /**
+                     * @description Where the document is published (its hash is of the URL; Tranche does not fetch it). Send `body` or `url`, not both.
+                     * @example https://partner.example.com/legal/cardholder-agreement-v1.pdf
+                     */
+                    url?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The agreement version, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgreementVersion"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listUserAgreements: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description User id.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the participant’s agreements. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["UserAgreement"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createConsent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description User id.
+                 * @example usr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description The agreement.
+                     * @example agr_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    agreementId: string;
+                    /**
+                     * @description The version the participant accepted (or withdraws); it must exist.
+                     * @example 1
+                     */
+                    version: number;
+                    /**
+                     * @description The participant’s IP address (IPv4 or IPv6) when they accepted.
+                     * @example 203.0.113.24
+                     */
+                    ipAddress: string;
+                    /**
+                     * @description The participant’s user agent when they accepted.
+                     * @example Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X)
+                     */
+                    userAgent: string;
+                    /**
+                     * @description How the participant gave it; `api` when omitted.
+                     * @example click_through
+                     */
+                    method?: "api" | "click_through" | "esign" | "written" | "other";
+                    /**
+                     * @description `accept` (the default) or `withdraw`.
+                     * @example accept
+                     */
+                    action?: "accept" | "withdraw";
+                };
+            };
+        };
+        responses: {
+            /** @description The consent, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Consent"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveUserTaskRecord: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description User task id.
+                 * @example ut_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user task record. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserTaskRecord"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    exportProgramRecord: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                /**
+                 * @description `json` (paginated) or `csv`.
+                 * @example csv
+                 */
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Program id.
+                 * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The program’s records: a JSON page, or CSV rows. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The kind of object: always `program_record`.
+                         * @example program_record
+                         * @enum {string}
+                         */
+                        object: "program_record";
+                        /**
+                         * @description Program id.
+                         * @example prg_01jd8n3q7v0c4x2m5k9e6t1hzr
+                         */
+                        programId: string;
+                        /**
+                         * Format: date-time
+                         * @description When the export was read. ISO 8601, UTC.
+                         * @example 2026-11-25T10:00:00.000Z
+                         */
+                        generatedAt: string;
+                        /** @description This page’s user task records, newest user task first. */
+                        records: components["schemas"]["UserTaskRecord"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InV0XzAxamQ4bjNxN3YwYzR4Mm01azllNnQxaHpyIn0
+                         */
+                        nextCursor: string | null;
+                    };
+                    "text/csv": string;
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listAuditLog: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+                /**
+                 * @description Only changes of this resource.
+                 * @example ut_01jd8x
+                 */
+                resourceId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of audit entries, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["AuditEntry"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
                 };
             };
             /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
