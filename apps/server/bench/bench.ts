@@ -365,6 +365,10 @@ async function startServer(options: {
     TRANCHE_DATABASE_POOL_SIZE: String(options.poolSize),
     // Each server's Highnote sandbox on a port of its own choosing, so two servers never collide.
     TRANCHE_SANDBOX_PORT: '0',
+    // The bench drives thousands of requests a second with one key: the per-credential rate
+    // limit is set far above what it sends, so that its cost is measured but it never answers 429.
+    TRANCHE_RATE_LIMIT_PER_SECOND: '1000000',
+    TRANCHE_RATE_LIMIT_BURST: '1000000',
   };
   // The embedded default is what a server without DATABASE_URL runs, so none may leak in from the shell.
   delete env.DATABASE_URL;

@@ -50,13 +50,36 @@ const drainIdleSweepIntervalMs = 100;
  * something does.
  */
 export const secretLogPaths = {
-  paths: ['ssn', '*.ssn', '*.*.ssn', 'apiKey', '*.apiKey', '*.*.apiKey', 'req.headers.authorization'],
+  paths: [
+    'ssn',
+    '*.ssn',
+    '*.*.ssn',
+    'apiKey',
+    '*.apiKey',
+    '*.*.apiKey',
+    'secret',
+    '*.secret',
+    'clientSecret',
+    '*.clientSecret',
+    'encodedClientSecret',
+    '*.encodedClientSecret',
+    'encodedPrivateKey',
+    '*.encodedPrivateKey',
+    'clientPassword',
+    '*.clientPassword',
+    'accessToken',
+    '*.accessToken',
+    'refreshToken',
+    '*.refreshToken',
+    'req.headers.authorization',
+    'req.headers["refresh-token"]',
+  ],
   censor: '[redacted]',
 };
 
 /** Builds the HTTP application on an open database; the caller listens and closes. */
 export async function buildApp(
-  config: Pick<Config, 'adminToken' | 'logLevel'>,
+  config: Pick<Config, 'adminToken' | 'logLevel'> & Partial<Pick<Config, 'rateLimitPerSecond' | 'rateLimitBurst'>>,
   database: DatabaseHandle,
   options: {
     logger?: FastifyServerOptions['logger'];
@@ -132,7 +155,7 @@ export async function buildApp(
   spendRoutes(app, { db });
   reconciliationRoutes(app, { db });
   agreementRoutes(app, { db });
-  credentialRoutes(app, { db });
+  credentialRoutes(app, { db, encryptionKey: options.encryptionKey, limits: config });
   recordRoutes(app, { db });
   auditRoutes(app, { db });
   await app.ready();

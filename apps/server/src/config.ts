@@ -41,6 +41,12 @@ export interface Config {
   reconciliationIntervalMs: number;
   /** Where Highnote reaches this service: notifications are registered at `<publicUrl>/v1/webhooks`. */
   publicUrl: string;
+  /**
+   * Per-credential rate limit of one process: a token bucket refilled at `rateLimitPerSecond`
+   * requests per second holding up to `rateLimitBurst`. 0 per second turns it off.
+   */
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
 }
 
 export class ConfigError extends Error {}
@@ -50,6 +56,10 @@ export const defaultPort = 3000;
 export const defaultHost = '127.0.0.1';
 const defaultSweepIntervalMs = 5_000;
 const defaultDatabasePoolSize = 20;
+/** Requests per second one credential may make to one process, sustained and in a burst. */
+export const defaultRateLimitPerSecond = 1_000;
+export const defaultRateLimitBurst = 2_000;
+const maxRateLimitPerSecond = 1_000_000;
 
 function parseInteger(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined || raw === '') return fallback;
@@ -141,6 +151,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       7 * 24 * 60 * 60 * 1000,
     ),
     fundingLeaseMs: parseInteger('TRANCHE_FUNDING_LEASE_MS', env.TRANCHE_FUNDING_LEASE_MS, 60_000, 1_000, 3_600_000),
+    rateLimitPerSecond: parseInteger(
+      'TRANCHE_RATE_LIMIT_PER_SECOND',
+      env.TRANCHE_RATE_LIMIT_PER_SECOND,
+      defaultRateLimitPerSecond,
+      0,
+      maxRateLimitPerSecond,
+    ),
+    rateLimitBurst: parseInteger(
+      'TRANCHE_RATE_LIMIT_BURST',
+      env.TRANCHE_RATE_LIMIT_BURST,
+      defaultRateLimitBurst,
+      1,
+      maxRateLimitPerSecond,
+    ),
     sandboxPort: parseInteger(
       'TRANCHE_SANDBOX_PORT',
       env.TRANCHE_SANDBOX_PORT,

@@ -198,7 +198,8 @@ export function agreementRoutes(app: App, deps: { db: Db }): void {
       if (agreement === undefined) throw new ApiError('not_found', `No agreement ${request.params.id}`);
       const after = decodeCursor(request.query.cursor);
       const beforeVersion = after === undefined ? undefined : Number.parseInt(after, 10);
-      if (beforeVersion !== undefined && !(beforeVersion >= 1)) {
+      // Versions are integers in the database: anything past its range was never a cursor here.
+      if (beforeVersion !== undefined && !(beforeVersion >= 1 && beforeVersion <= 2_147_483_647)) {
         throw new ApiError('validation_error', 'cursor is not one this API returned', 'cursor');
       }
       const versions = await listAgreementVersions(db, organizationId, agreement.id, {

@@ -87,7 +87,14 @@ function decodeSequence(cursor: string | undefined): string {
   if (cursor === undefined) return '0';
   try {
     const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { after?: unknown };
-    if (typeof parsed.after === 'string' && /^[0-9]{1,19}$/.test(parsed.after)) return parsed.after;
+    // A sequence is a bigint: a number past its range was never a cursor here.
+    if (
+      typeof parsed.after === 'string' &&
+      /^[0-9]{1,19}$/.test(parsed.after) &&
+      BigInt(parsed.after) <= 9_223_372_036_854_775_807n
+    ) {
+      return parsed.after;
+    }
   } catch {
     // fall through
   }

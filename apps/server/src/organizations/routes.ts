@@ -1,8 +1,8 @@
 import { Type } from 'typebox';
+import { mutateRevealingOnce, redactedSecret } from '../credentials/reveal.js';
 import type { Db } from '../platform/db.js';
 import type { App } from '../platform/http.js';
 import { errorResponses, Id, ObjectKind, Timestamp } from '../platform/schemas.js';
-import { mutate } from '../work/mutate.js';
 import { createOrganization } from './service.js';
 
 export function organizationRoutes(app: App, deps: { db: Db }): void {
@@ -32,7 +32,8 @@ export function organizationRoutes(app: App, deps: { db: Db }): void {
             object: ObjectKind('organization'),
             name: Type.String({ description: 'Organization name.', examples: ['Acme Workforce'] }),
             apiKey: Type.String({
-              description: 'Secret API key; store it now, it is not shown again.',
+              description:
+                'Secret API key of the write scope; store it now, it is not shown again. A replay with the same `Idempotency-Key` shows its prefix and last four characters only.',
               examples: ['sk_…'],
             }),
             createdAt: Timestamp('Created.'),
@@ -42,11 +43,18 @@ export function organizationRoutes(app: App, deps: { db: Db }): void {
       },
     },
     async (request, reply) =>
-      mutate(db, request, reply, 201, async (unit) => {
-        const created = await createOrganization(unit.tx, request.body.name);
-        if (!created.ok) return created;
-        const { id, name, apiKey, createdAt } = created.value;
-        return { ok: true, value: { id, object: 'organization', name, apiKey, createdAt: createdAt.toISOString() } };
-      }),
+      mutateRevealingOnce<{ apiKey: string }>(
+        db,
+        request,
+        reply,
+        201,
+        { redact: (body) => ({ ...body, apiKey: redactedSecret(body.apiKey) }) },
+        async (unit) => {
+          const created = await createOrganization(unit.tx, request.body.name, unit.now);
+          if (!created.ok) return created;
+          const { id, name, apiKey, createdAt } = created.value;
+          return { ok: true, value: { id, object: 'organization', name, apiKey, createdAt: createdAt.toISOString() } };
+        },
+      ),
   );
 }

@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { insertApiKey } from '../credentials/api-keys.js';
 import type { Db } from '../platform/db.js';
 import { ok, type Result } from '../platform/errors.js';
-import { hashSecret } from '../platform/http.js';
 import { newId } from '../platform/ids.js';
 
 export interface CreatedOrganization {
@@ -11,15 +10,12 @@ export interface CreatedOrganization {
   createdAt: Date;
 }
 
-/** Secret API keys: a recognisable prefix, then 32 random bytes. Only their hash is stored. */
-export function newApiKeySecret(): string {
-  return `sk_${randomBytes(32).toString('base64url')}`;
-}
+/** The name of the API key an organization starts with. */
+export const firstApiKeyName = 'First key';
 
-/** Creates a tenant with its funding account and a first API key, shown this once. */
-export async function createOrganization(tx: Db, name: string): Promise<Result<CreatedOrganization>> {
+/** Creates a tenant with its funding account and a first API key (write scope), shown this once. */
+export async function createOrganization(tx: Db, name: string, now: Date): Promise<Result<CreatedOrganization>> {
   const id = newId('organization');
-  const secret = newApiKeySecret();
   const created = await tx
     .insertInto('organizations')
     .values({ id, name })
@@ -36,14 +32,6 @@ export async function createOrganization(tx: Db, name: string): Promise<Result<C
       credits_must_not_exceed_debits: true,
     })
     .execute();
-  await tx
-    .insertInto('api_keys')
-    .values({
-      organization_id: id,
-      id: newId('apiKey'),
-      secret_hash: hashSecret(secret),
-      secret_prefix: secret.slice(0, 7),
-    })
-    .execute();
+  const { secret } = await insertApiKey(tx, { organizationId: id, scope: 'write', name: firstApiKeyName, now });
   return ok({ id, name, apiKey: secret, createdAt: created.created_at });
 }

@@ -24,19 +24,66 @@ export type App = FastifyInstance<
 
 /** Largest request body accepted, in bytes. */
 export const maxBodyBytes = 64 * 1024;
-/** How long a verified API key is trusted without asking the database again. */
+/**
+ * How long a verified API key is trusted without asking the database again, in milliseconds: a key
+ * revoked in another process is refused within this time (at once in the process that revoked it).
+ */
 export const apiKeyCacheTtlMs = 10_000;
 export const apiKeyCacheMaxEntries = 10_000;
+
+/** What a credential may do: `read` calls GET and HEAD routes only; `write` calls every route. */
+export const credentialScopes = ['read', 'write'] as const;
+export type CredentialScope = (typeof credentialScopes)[number];
+
+/** Who a request authenticated as: the organization, the credential (key or OAuth2 client), its scope. */
+export interface Principal {
+  organizationId: string;
+  credentialId: string;
+  scope: CredentialScope;
+}
+
+/**
+ * Checks a bearer token shaped like a JWT (an OAuth2 access token): its principal, or undefined
+ * when it is not valid (bad signature, expired, revoked). Must be cheap: it runs on every request
+ * that carries one.
+ */
+export type AccessTokenVerifier = (token: string) => Principal | undefined | Promise<Principal | undefined>;
+
+/** Per-credential request budget: 0 when the request may go ahead, else seconds until it may. */
+export interface RateLimiter {
+  take(key: string): number;
+}
+
+/** The authentication hook's collaborators that are registered after it (see `credentials/`). */
+export interface Authentication {
+  useAccessTokens(verifier: AccessTokenVerifier): void;
+  useRateLimiter(limiter: RateLimiter): void;
+  /** Charges one request to `key`; throws `rate_limited` (with `Retry-After`) when over budget. */
+  charge(reply: FastifyReply, key: string): void;
+  /** Drops a revoked credential from this process's cache, so it is refused at once here. */
+  forgetCredential(credentialId: string): void;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
     organizationId: string;
-    /** The API key the request authenticated with; empty for the operator token and public routes. */
+    /** The API key or OAuth2 client the request authenticated with; empty for the operator token and public routes. */
     credentialId: string;
+    /** The credential's scope; empty for the operator token and public routes. */
+    credentialScope: CredentialScope | '';
   }
   interface FastifyContextConfig {
-    /** Who may call the route: an organization's API key, the operator token, or anyone. */
-    auth?: 'organization' | 'operator' | 'public';
+    /**
+     * Who may call the route: an organization's credential (API key or OAuth2 access token), the
+     * operator token, either of them, an OAuth2 client with HTTP Basic (checked by the route
+     * itself), or anyone.
+     */
+    auth?: 'organization' | 'operator' | 'organization_or_operator' | 'client' | 'public';
+    /** The scope an organization credential needs; by default `read` for GET and HEAD, else `write`. */
+    scope?: CredentialScope;
+  }
+  interface FastifyInstance {
+    authentication: Authentication;
   }
 }
 
@@ -163,46 +210,90 @@ function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(left, right);
 }
 
-/** Authenticates every route by its `config.auth`; an organization key names the tenant. */
+/** A JWT (three base64url parts, the first a JSON header) and not an API key (`sk_…`, no dots). */
+function looksLikeJwt(token: string): boolean {
+  return token.startsWith('eyJ') && token.split('.').length === 3;
+}
+
+/** The scope a route needs from an organization credential. */
+function requiredScope(request: FastifyRequest): CredentialScope {
+  const declared = request.routeOptions.config.scope;
+  if (declared !== undefined) return declared;
+  return request.method === 'GET' || request.method === 'HEAD' ? 'read' : 'write';
+}
+
+/**
+ * Authenticates every route by its `config.auth`, then charges the credential's rate limit, then
+ * checks its scope. An organization credential names the tenant. API keys are looked up by hash
+ * and trusted for `apiKeyCacheTtlMs`; access tokens go to the verifier `credentials/` registers.
+ */
 export function installAuth(app: App, deps: { db: Db; adminToken: string | undefined }): void {
-  const cache = new Map<string, { organizationId: string; credentialId: string; expiresAt: number }>();
+  const cache = new Map<string, Principal & { expiresAt: number }>();
+  let verifyAccessToken: AccessTokenVerifier | undefined;
+  let limiter: RateLimiter | undefined;
+  const authentication: Authentication = {
+    useAccessTokens(verifier) {
+      verifyAccessToken = verifier;
+    },
+    useRateLimiter(rateLimiter) {
+      limiter = rateLimiter;
+    },
+    charge(reply, key) {
+      if (limiter === undefined) return;
+      const retryAfterSeconds = limiter.take(key);
+      if (retryAfterSeconds === 0) return;
+      reply.header('Retry-After', String(retryAfterSeconds));
+      throw new ApiError('rate_limited', `Too many requests for this credential; retry after ${retryAfterSeconds} s`);
+    },
+    forgetCredential(credentialId) {
+      for (const [hash, entry] of cache) if (entry.credentialId === credentialId) cache.delete(hash);
+    },
+  };
+  app.decorate('authentication', authentication);
   app.decorateRequest('organizationId', '');
   app.decorateRequest('credentialId', '');
-  app.addHook('onRequest', async (request) => {
-    const auth = request.routeOptions.config.auth ?? 'public';
-    if (auth === 'public') return;
-    const token = bearerOf(request);
-    if (token === undefined) {
-      throw new ApiError('unauthorized', 'Send your API key as "Authorization: Bearer <key>"');
-    }
-    if (auth === 'operator') {
-      if (deps.adminToken === undefined || !sameSecret(token, deps.adminToken)) {
-        throw new ApiError('unauthorized', 'This route takes the operator token');
-      }
-      return;
-    }
+  app.decorateRequest('credentialScope', '');
+
+  async function principalOf(token: string): Promise<Principal | undefined> {
+    if (looksLikeJwt(token)) return verifyAccessToken === undefined ? undefined : await verifyAccessToken(token);
     const hash = hashSecret(token);
     const cached = cache.get(hash);
-    if (cached !== undefined && cached.expiresAt > Date.now()) {
-      request.organizationId = cached.organizationId;
-      request.credentialId = cached.credentialId;
-      return;
-    }
+    if (cached !== undefined && cached.expiresAt > Date.now()) return cached;
     const row = await deps.db
+      .withTables<{ api_keys: { scope: CredentialScope } }>()
       .selectFrom('api_keys')
-      .select(['organization_id', 'id'])
+      .select(['organization_id', 'id', 'scope'])
       .where('secret_hash', '=', hash)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
-    if (row === undefined) throw new ApiError('unauthorized', 'The API key is not valid');
+    if (row === undefined) return undefined;
+    const principal = { organizationId: row.organization_id, credentialId: row.id, scope: row.scope };
     if (cache.size >= apiKeyCacheMaxEntries) cache.clear();
-    cache.set(hash, {
-      organizationId: row.organization_id,
-      credentialId: row.id,
-      expiresAt: Date.now() + apiKeyCacheTtlMs,
-    });
-    request.organizationId = row.organization_id;
-    request.credentialId = row.id;
+    cache.set(hash, { ...principal, expiresAt: Date.now() + apiKeyCacheTtlMs });
+    return principal;
+  }
+
+  app.addHook('onRequest', async (request, reply) => {
+    const auth = request.routeOptions.config.auth ?? 'public';
+    if (auth === 'public' || auth === 'client') return;
+    const token = bearerOf(request);
+    if (token === undefined) {
+      throw new ApiError('unauthorized', 'Send your API key or access token as "Authorization: Bearer <credential>"');
+    }
+    if (auth === 'operator' || auth === 'organization_or_operator') {
+      const isOperator = deps.adminToken !== undefined && sameSecret(token, deps.adminToken);
+      if (isOperator) return;
+      if (auth === 'operator') throw new ApiError('unauthorized', 'This route takes the operator token');
+    }
+    const principal = await principalOf(token);
+    if (principal === undefined) throw new ApiError('unauthorized', 'The API key or access token is not valid');
+    request.organizationId = principal.organizationId;
+    request.credentialId = principal.credentialId;
+    request.credentialScope = principal.scope;
+    authentication.charge(reply, principal.credentialId);
+    if (principal.scope === 'read' && requiredScope(request) === 'write') {
+      throw new ApiError('forbidden', 'This credential has the read scope; this route needs a write credential');
+    }
   });
 }
 

@@ -7,6 +7,9 @@ import type { Batcher } from './batcher.js';
 import { runUnit, type UnitOutcome } from './runner.js';
 import type { UnitContext, UnitOfWork } from './unit.js';
 
+/** OAuth2 clients' ids (credentials/clients.ts); everything else that authenticates is an API key. */
+const clientCredentialPrefix = 'cli_';
+
 /**
  * The HTTP adapter over the runner, and the only part of `work/` that knows HTTP: it reads the
  * `Idempotency-Key`, names the actor from the credential the request authenticated with, runs the
@@ -107,7 +110,12 @@ function answer(reply: FastifyReply, status: number, outcome: UnitOutcome<unknow
 export function contextOf(request: FastifyRequest): UnitContext {
   return {
     organizationId: request.organizationId,
-    actor: request.credentialId === '' ? { kind: 'operator' } : { kind: 'api_key', id: request.credentialId },
+    actor:
+      request.credentialId === ''
+        ? { kind: 'operator' }
+        : request.credentialId.startsWith(clientCredentialPrefix)
+          ? { kind: 'client', id: request.credentialId }
+          : { kind: 'api_key', id: request.credentialId },
     requestId: request.id,
   };
 }

@@ -340,6 +340,8 @@ export function actorName(actor: Actor): string {
   switch (actor.kind) {
     case 'api_key':
       return `api_key:${actor.id}`;
+    case 'client':
+      return `client:${actor.id}`;
     case 'operator':
       return 'operator';
     case 'system':

@@ -14,8 +14,13 @@ import type { Database } from '../platform/schema.js';
  * knows HTTP: routes, workers, scripts and the bench build units the same way (see `runUnit`).
  */
 
-/** Who a unit acts for: an organization's API key, the operator, or the system (a job). */
-export type Actor = { kind: 'api_key'; id: string } | { kind: 'operator' } | { kind: 'system'; id: string };
+/** Who a unit acts for: an organization's API key or OAuth2 client, the operator, or the system (a job). */
+export type Actor =
+  | { kind: 'api_key'; id: string }
+  /** An OAuth2 client, through one of its access tokens. */
+  | { kind: 'client'; id: string }
+  | { kind: 'operator' }
+  | { kind: 'system'; id: string };
 
 export interface UnitContext {
   organizationId: string;
