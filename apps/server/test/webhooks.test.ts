@@ -128,6 +128,19 @@ describe('partner webhook endpoints', () => {
     expect(openSecret(testEncryptionKey, sealed)).toBe(created.secret);
   });
 
+  it('keeps the secret out of the idempotency table: a replay shows its last four characters', async () => {
+    const body = { url: `${receiver.url}/replayed`, eventTypes: ['*'] };
+    const headers = { 'idempotency-key': 'whe-replay-1' };
+    const first = await org.call('POST', '/v1/webhook-endpoints', body, headers);
+    expect(first.status).toBe(201);
+    const replayed = await org.call('POST', '/v1/webhook-endpoints', body, headers);
+    expect(replayed.status).toBe(201);
+    expect(replayed.body.id).toBe(first.body.id);
+    expect(replayed.body.secret).toBe(`whsec_…${first.body.secret.slice(-4)}`);
+    const stored = await server.database.db.selectFrom('idempotency_keys').select('response_body').execute();
+    expect(JSON.stringify(stored)).not.toContain(first.body.secret);
+  });
+
   it('refuses unknown event types and non-http URLs, and writes nothing', async () => {
     const before = (await org.call('GET', '/v1/webhook-endpoints?limit=100')).body.data.length;
     const cases: [unknown, string][] = [

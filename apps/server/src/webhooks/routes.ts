@@ -1,6 +1,7 @@
 import { Type } from 'typebox';
+import { mutateRevealingOnce, redactedSecret } from '../credentials/reveal.js';
 import type { Db } from '../platform/db.js';
-import { ApiError } from '../platform/errors.js';
+import { ApiError, ok } from '../platform/errors.js';
 import { type App, decodeCursor, page, pageSize } from '../platform/http.js';
 import { errorResponses, Id, ListOf, ListQuery, OneOf } from '../platform/schemas.js';
 import { mutate, presented } from '../work/mutate.js';
@@ -64,6 +65,9 @@ export function webhookEndpointRoutes(app: App, deps: { db: Db; encryptionKey: B
     ...presentWebhookEndpoint(row),
     secret,
   });
+  // The secret goes to the caller once; the copy kept to answer a replay of the same
+  // Idempotency-Key shows its last four characters only.
+  const secretRedacted = (body: ReturnType<typeof withSecret>) => ({ ...body, secret: redactedSecret(body.secret) });
 
   app.post(
     '/v1/webhook-endpoints',
@@ -82,9 +86,10 @@ export function webhookEndpointRoutes(app: App, deps: { db: Db; encryptionKey: B
       },
     },
     async (request, reply) =>
-      mutate(db, request, reply, 201, async (unit) =>
-        presented(await createWebhookEndpoint(unit, encryptionKey, request.body), withSecret),
-      ),
+      mutateRevealingOnce(db, request, reply, 201, { redact: secretRedacted }, async (unit) => {
+        const created = await createWebhookEndpoint(unit, encryptionKey, request.body);
+        return created.ok ? ok(withSecret(created.value)) : created;
+      }),
   );
 
   app.get(
@@ -191,9 +196,10 @@ export function webhookEndpointRoutes(app: App, deps: { db: Db; encryptionKey: B
       },
     },
     async (request, reply) =>
-      mutate(db, request, reply, 200, async (unit) =>
-        presented(await rotateWebhookSecret(unit, encryptionKey, request.params.id), withSecret),
-      ),
+      mutateRevealingOnce(db, request, reply, 200, { redact: secretRedacted }, async (unit) => {
+        const rotated = await rotateWebhookSecret(unit, encryptionKey, request.params.id);
+        return rotated.ok ? ok(withSecret(rotated.value)) : rotated;
+      }),
   );
 
   app.get(
