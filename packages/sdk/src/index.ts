@@ -162,9 +162,21 @@ export interface Page<Item> {
 }
 
 /** How the client is built. */
+/** Where OAuth2 access tokens come from: an `OAuthTokenProvider`, or anything shaped like it. */
+export interface AccessTokenSource {
+  getAccessToken(): Promise<string>;
+  /** Forgets the cached token, after the API refused it. */
+  invalidate(): void;
+}
+
 export interface TrancheConfig {
-  /** Your organization's secret API key, sent as `Authorization: Bearer <key>`. */
-  apiKey: string;
+  /** Your organization's secret API key, sent as `Authorization: Bearer <key>`. Or give `oauth`. */
+  apiKey?: string;
+  /**
+   * OAuth2 client credentials instead of an API key: each call sends the provider's access token,
+   * and a `401` makes it fetch a new one and try the call once more.
+   */
+  oauth?: AccessTokenSource;
   /** Where the Tranche API answers, e.g. `https://tranche.example.com` or `http://127.0.0.1:3000`. */
   baseUrl: string;
   /** Retries of a failed call after its first attempt, 0 to `maxNetworkRetriesLimit`. Default 2. */
@@ -380,15 +392,19 @@ function newIdempotencyKey(): string {
 }
 
 class HttpTransport implements Transport {
-  readonly #apiKey: string;
+  readonly #apiKey: string | undefined;
+  readonly #oauth: AccessTokenSource | undefined;
   readonly #baseUrl: string;
   readonly #maxNetworkRetries: number;
   readonly #timeoutMs: number;
 
   constructor(config: TrancheConfig) {
     if (!isObject(config)) throw new TypeError('new Tranche({ apiKey, baseUrl }) takes an options object');
-    if (typeof config.apiKey !== 'string' || config.apiKey.trim() === '') {
-      throw new TypeError('apiKey must be your organization’s API key');
+    if (config.oauth === undefined && (typeof config.apiKey !== 'string' || config.apiKey.trim() === '')) {
+      throw new TypeError('apiKey must be your organization’s API key (or give oauth)');
+    }
+    if (config.oauth !== undefined && typeof config.oauth.getAccessToken !== 'function') {
+      throw new TypeError('oauth must be an OAuthTokenProvider');
     }
     let base: URL;
     try {
@@ -399,7 +415,8 @@ class HttpTransport implements Transport {
     if (base.protocol !== 'https:' && base.protocol !== 'http:') {
       throw new TypeError(`baseUrl must be an http or https URL, got ${config.baseUrl}`);
     }
-    this.#apiKey = config.apiKey.trim();
+    this.#apiKey = config.apiKey?.trim();
+    this.#oauth = config.oauth;
     this.#baseUrl = base.toString().replace(/\/+$/, '');
     this.#maxNetworkRetries = checkRetries(config.maxNetworkRetries ?? defaultMaxNetworkRetries, 'maxNetworkRetries');
     this.#timeoutMs = checkTimeout(config.timeoutMs ?? defaultTimeoutMs, 'timeoutMs');
@@ -419,7 +436,6 @@ class HttpTransport implements Transport {
     }
     const headers: Record<string, string> = {
       Accept: 'application/json',
-      Authorization: `Bearer ${this.#apiKey}`,
       'User-Agent': `tranche-sdk/${sdkVersion}`,
     };
     if (idempotencyKey !== undefined) headers['Idempotency-Key'] = idempotencyKey;
@@ -429,9 +445,18 @@ class HttpTransport implements Transport {
       headers['Content-Type'] = 'application/json';
     }
 
+    let renewedToken = false;
     for (let retry = 0; ; retry++) {
+      headers.Authorization = `Bearer ${this.#oauth === undefined ? this.#apiKey : await this.#oauth.getAccessToken()}`;
       const attempt = await this.#attempt(url, spec.method, headers, body, timeoutMs, idempotencyKey);
       if (attempt.ok) return attempt.value as Result;
+      // An access token the API refused (expired, or its client's tokens revoked): a new one, once.
+      if (this.#oauth !== undefined && !renewedToken && attempt.error.status === 401) {
+        renewedToken = true;
+        this.#oauth.invalidate();
+        retry--;
+        continue;
+      }
       if (!attempt.retryable || retry >= maxRetries) throw attempt.error;
       await sleep(retryDelayMs(retry + 1, attempt.retryAfterMs));
     }
@@ -2144,3 +2169,5 @@ export class Tranche {
     return this.#transport.send({ method, path, query: params.query, body: params.body, options });
   }
 }
+
+export * from './oauth.js';

@@ -973,6 +973,110 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List API keys, newest first (revoked ones included) */
+        get: operations["listApiKeys"];
+        put?: never;
+        /**
+         * Create an API key (its secret is shown once)
+         * @description A `read` key calls GET routes only; a `write` key calls every route of the organization. Only the hash of the secret is stored: keep it from this answer. A replay with the same `Idempotency-Key` shows the secret’s last four characters only.
+         */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/api-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve an API key */
+        get: operations["retrieveApiKey"];
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an API key (the key is kept, marked revoked)
+         * @description The key is refused at once by the process that revoked it and within 10 seconds by every other process (the time a verified key is cached). Revoking a revoked key answers it unchanged. A key cannot revoke itself (409 `invalid_state`): make a new key, then revoke the old one with it.
+         */
+        delete: operations["revokeApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/client-credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List OAuth2 clients, newest first (revoked ones included) */
+        get: operations["listClientCredentials"];
+        put?: never;
+        /**
+         * Create an OAuth2 client (its secrets are shown once)
+         * @description With a write API key of the organization, or with the operator token and an `organizationId`. The answer carries the client secret, an RSA key pair made for the client (the private key encrypted under `clientPassword`, never stored) and the secret encrypted under the public key. Exchange `clientId:clientSecret` at `POST /v1/oauth2/token`.
+         */
+        post: operations["createClientCredential"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/client-credentials/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve an OAuth2 client */
+        get: operations["retrieveClientCredential"];
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an OAuth2 client and every token it was given
+         * @description Its access and refresh tokens are refused at once by the process that revoked it, and within 10 seconds by every other process.
+         */
+        delete: operations["revokeClientCredential"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/oauth2/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get an access token (OAuth2 client credentials or refresh token grant)
+         * @description HTTP Basic `clientId:clientSecret` (or `clientId:encodedClientSecret`). `grant_type=client_credentials` starts a token family; `grant_type=refresh_token` with the refresh token in the `refresh-token` header exchanges it, once, for a new pair: presenting a spent refresh token again revokes every token of its family. Access tokens live 1 hour, refresh tokens 48 hours. No `Idempotency-Key`: a retry gets a new pair.
+         */
+        post: operations["createAccessToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/usertasks/{id}/record": {
         parameters: {
             query?: never;
@@ -2869,6 +2973,206 @@ export interface components {
                 reconsentOnNewVersion: boolean;
             }[];
         };
+        /** @description An API key, without its secret. */
+        ApiKey: {
+            /**
+             * @description API key id.
+             * @example key_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `api_key`.
+             * @example api_key
+             * @enum {string}
+             */
+            object: "api_key";
+            /**
+             * @description Your name for the key.
+             * @example Payroll sync
+             */
+            name: string | null;
+            /**
+             * @description `read`: GET requests only. `write`: every request of the organization.
+             * @example write
+             */
+            scope: "read" | "write";
+            /**
+             * @description The last four characters of the secret; null for keys made before they were kept.
+             * @example x9Qa
+             */
+            last4: string | null;
+            /**
+             * Format: date-time
+             * @description Created. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description When the key was revoked; null while it works. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            revokedAt: string | null;
+        };
+        /** @description A new API key with its secret, shown once. */
+        ApiKeyWithSecret: {
+            /**
+             * @description API key id.
+             * @example key_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `api_key`.
+             * @example api_key
+             * @enum {string}
+             */
+            object: "api_key";
+            /**
+             * @description Your name for the key.
+             * @example Payroll sync
+             */
+            name: string | null;
+            /**
+             * @description `read`: GET requests only. `write`: every request of the organization.
+             * @example write
+             */
+            scope: "read" | "write";
+            /**
+             * @description The last four characters of the secret; null for keys made before they were kept.
+             * @example x9Qa
+             */
+            last4: string | null;
+            /**
+             * Format: date-time
+             * @description Created. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description When the key was revoked; null while it works. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            revokedAt: string | null;
+            /**
+             * @description The secret key, shown this once: send it as `Authorization: Bearer <secret>`. A replay of the request with the same `Idempotency-Key` shows only its prefix and last four characters (`sk_…x9Qa`).
+             * @example sk_Jt3kq0mV1b8nYw5xHfA2cR7uLzP4sE6dG9iKoT1vX9Qa
+             */
+            secret: string;
+        };
+        /** @description An OAuth2 client, without its secret. */
+        ClientCredential: {
+            /**
+             * @description Client credential id; the same as `clientId`.
+             * @example cli_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `client_credential`.
+             * @example client_credential
+             * @enum {string}
+             */
+            object: "client_credential";
+            /**
+             * @description The OAuth2 client id, the user name of HTTP Basic at the token endpoint.
+             * @example cli_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            clientId: string;
+            /**
+             * @description `read`: GET requests only. `write`: every request of the organization.
+             * @example write
+             */
+            scope: "read" | "write";
+            /**
+             * @description The last four characters of the client secret.
+             * @example x9Qa
+             */
+            last4: string;
+            /**
+             * @description The client’s RSA public key: base64 of the DER SubjectPublicKeyInfo.
+             * @example MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA…
+             */
+            encodedPublicKey: string;
+            /**
+             * @description Created, in milliseconds since the epoch.
+             * @example 1795600800000
+             */
+            creationTimestamp: number;
+            /**
+             * Format: date-time
+             * @description Created. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description When the client was revoked; null while it works. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            revokedAt: string | null;
+        };
+        /** @description A new OAuth2 client with its secrets, shown once. */
+        ClientCredentialWithSecret: {
+            /**
+             * @description Client credential id; the same as `clientId`.
+             * @example cli_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            id: string;
+            /**
+             * @description The kind of object: always `client_credential`.
+             * @example client_credential
+             * @enum {string}
+             */
+            object: "client_credential";
+            /**
+             * @description The OAuth2 client id, the user name of HTTP Basic at the token endpoint.
+             * @example cli_01jd8n3q7v0c4x2m5k9e6t1hzr
+             */
+            clientId: string;
+            /**
+             * @description `read`: GET requests only. `write`: every request of the organization.
+             * @example write
+             */
+            scope: "read" | "write";
+            /**
+             * @description The last four characters of the client secret.
+             * @example x9Qa
+             */
+            last4: string;
+            /**
+             * @description The client’s RSA public key: base64 of the DER SubjectPublicKeyInfo.
+             * @example MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA…
+             */
+            encodedPublicKey: string;
+            /**
+             * @description Created, in milliseconds since the epoch.
+             * @example 1795600800000
+             */
+            creationTimestamp: number;
+            /**
+             * Format: date-time
+             * @description Created. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * @description When the client was revoked; null while it works. ISO 8601, UTC.
+             * @example 2026-11-25T10:00:00.000Z
+             */
+            revokedAt: string | null;
+            /**
+             * @description The client secret, shown this once: the password of HTTP Basic at `POST /v1/oauth2/token`. A replay with the same `Idempotency-Key` shows its prefix and last four characters only.
+             * @example cs_Jt3kq0mV1b8nYw5xHfA2cR7uLzP4sE6dG9iKoT1vX9Qa
+             */
+            clientSecret: string;
+            /**
+             * @description The client secret encrypted with RSA-OAEP (SHA-256) under `encodedPublicKey`, base64; also accepted as the Basic password at the token endpoint. Not shown again.
+             * @example kZ3v…
+             */
+            encodedClientSecret: string;
+            /**
+             * @description The client’s RSA private key: base64 of the DER encrypted PKCS#8, under the `clientPassword` (PBKDF2, AES-256-CBC). Never stored by Tranche; not shown again.
+             * @example MIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI…
+             */
+            encodedPrivateKey: string;
+        };
         /** @description What is on record for one milestone, from stored facts only. */
         UserTaskRecord: {
             /**
@@ -3687,7 +3991,7 @@ export interface operations {
                          */
                         name: string;
                         /**
-                         * @description Secret API key; store it now, it is not shown again.
+                         * @description Secret API key of the write scope; store it now, it is not shown again. A replay with the same `Idempotency-Key` shows its prefix and last four characters only.
                          * @example sk_…
                          */
                         apiKey: string;
@@ -11843,6 +12147,1007 @@ export interface operations {
             };
             /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listApiKeys: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of API keys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["ApiKey"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Your name for the key.
+                     * @example Payroll sync
+                     */
+                    name?: string;
+                    /**
+                     * @description `read`: GET requests only. `write`: every request of the organization.
+                     * @example write
+                     */
+                    scope: "read" | "write";
+                };
+            };
+        };
+        responses: {
+            /** @description The api key, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyWithSecret"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The credential may not do this (`forbidden`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description API key id.
+                 * @example key_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The api key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    revokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description API key id.
+                 * @example key_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The api key as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The credential may not do this (`forbidden`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the current state of the objects it names (`insufficient_funds`, `participant_cap_reached`, `invalid_state`, `consent_required` or `idempotency_request_in_progress`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listClientCredentials: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size, 1–100.
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of OAuth2 clients. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description This page’s items, newest first. */
+                        data: components["schemas"]["ClientCredential"][];
+                        /**
+                         * @description Whether another page follows.
+                         * @example true
+                         */
+                        hasMore: boolean;
+                        /**
+                         * @description Pass as `cursor` for the next page; null on the last page.
+                         * @example eyJhZnRlciI6InByZ18wMWpkOG4zcTd2MGM0eDJtNWs5ZTZ0MWh6ciJ9
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createClientCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Encrypts `encodedPrivateKey`; never stored.
+                     * @example correct horse battery staple
+                     */
+                    clientPassword: string;
+                    /**
+                     * @description The scope of the client’s tokens; `write` by default.
+                     * @example write
+                     */
+                    scope?: "read" | "write";
+                    /**
+                     * @description The organization, when called with the operator token; with an API key, its own or none.
+                     * @example org_01jd8n3q7v0c4x2m5k9e6t1hzr
+                     */
+                    organizationId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The client credential, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClientCredentialWithSecret"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The credential may not do this (`forbidden`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retrieveClientCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Client credential id (the clientId).
+                 * @example cli_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The client credential. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClientCredential"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    revokeClientCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Client credential id (the clientId).
+                 * @example cli_01jd8n3q7v0c4x2m5k9e6t1hzr
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The client credential as the request left it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClientCredential"];
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The credential may not do this (`forbidden`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The `Idempotency-Key` was used before with a different request (`idempotency_key_reused`). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`). */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Something went wrong on our side; the request changed nothing (`internal_error`). */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds with the same `Idempotency-Key` (`service_unavailable`). */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending the request again. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createAccessToken: {
+        parameters: {
+            query: {
+                /**
+                 * @description The grant.
+                 * @example client_credentials
+                 */
+                grant_type: "client_credentials" | "refresh_token";
+            };
+            header?: {
+                /**
+                 * @description The refresh token, with `grant_type=refresh_token`.
+                 * @example rt_Jt3kq0mV1b8nYw5xHfA2cR7uLzP4sE6dG9iKoT1vX9Qa
+                 */
+                "refresh-token"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An access token and its refresh token. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description A signed JWT: send it as `Authorization: Bearer <accessToken>`.
+                         * @example eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJjbGlfMDEifQ.c2ln
+                         */
+                        accessToken: string;
+                        /**
+                         * @description Exchanges once for a new pair (`grant_type=refresh_token`, in the `refresh-token` header); lives 48 hours.
+                         * @example rt_Jt3kq0mV1b8nYw5xHfA2cR7uLzP4sE6dG9iKoT1vX9Qa
+                         */
+                        refreshToken: string;
+                        /**
+                         * @description Seconds the access token lives.
+                         * @example 3600
+                         */
+                        expiresIn: number;
+                        /**
+                         * @description `read`: GET requests only. `write`: every request of the organization.
+                         * @example write
+                         */
+                        scope: "read" | "write";
+                        /**
+                         * @description Always `bearer`.
+                         * @example bearer
+                         * @enum {string}
+                         */
+                        tokenType: "bearer";
+                    };
+                };
+            };
+            /** @description The request is not valid: a field, a parameter or the JSON body (`validation_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No credential in `Authorization: Bearer …`, or not a valid one (`unauthorized`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object in your organization, or no such route (`not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the server accepts (`payload_too_large`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is not JSON (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`). */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newOrganization, startTestServer, type TestServer } from '../../../apps/server/test/harness.js';
+import { Tranche } from '../src/index.js';
 import {
   type ClientCredentialWithSecret,
   createClientCredential,
@@ -52,6 +53,27 @@ async function programsWith(token: string): Promise<number> {
 }
 
 describe('OAuth2 from the SDK', () => {
+  it('drives the client: every call carries an access token, and a refused one is renewed once', async () => {
+    const recorded = recordingFetch();
+    const provider = new OAuthTokenProvider({ baseUrl: server.baseUrl, ...credential, fetch: recorded.fetch });
+    const tranche = new Tranche({ baseUrl: server.baseUrl, oauth: provider });
+    const program = await tranche.programs.create({ name: 'OAuth program', totalAwardPool: 100, maxParticipants: 2 });
+    expect(program.object).toBe('program');
+    expect((await tranche.programs.retrieve(program.id)).id).toBe(program.id);
+    expect(recorded.grants).toEqual(['client_credentials']);
+    // A token the API refuses (here: not a token at all) is dropped, and the call goes through with a new one.
+    const stale = {
+      getAccessToken: async () => (renewed ? provider.getAccessToken() : 'eyJ.not.valid'),
+      invalidate: () => {
+        renewed = true;
+      },
+    };
+    let renewed = false;
+    const flaky = new Tranche({ baseUrl: server.baseUrl, oauth: stale });
+    expect((await flaky.programs.retrieve(program.id)).id).toBe(program.id);
+    expect(renewed).toBe(true);
+  });
+
   it('creates a client credential with the Stretch fields', () => {
     expect(credential.clientId).toMatch(/^cli_/);
     expect(credential.clientSecret).toMatch(/^cs_/);
