@@ -7617,6 +7617,7 @@ export interface operations {
                             /**
                              * @description type document_hash: the digest algorithm.
                              * @example sha256
+                             * @enum {string}
                              */
                             algorithm?: "sha256";
                             /**

@@ -43,11 +43,13 @@ const Reference = Type.Object(
       }),
     ),
     algorithm: Type.Optional(
+      // A string enum rather than a union of literals: a union of one is an illogical `anyOf`.
       Type.Unsafe<keyof typeof documentHashForms>(
-        Type.Union(
-          documentHashAlgorithms.map((value) => Type.Literal(value)),
-          { description: 'type document_hash: the digest algorithm.', examples: ['sha256'] },
-        ),
+        Type.String({
+          enum: [...documentHashAlgorithms],
+          description: 'type document_hash: the digest algorithm.',
+          examples: ['sha256'],
+        }),
       ),
     ),
     value: Type.Optional(
