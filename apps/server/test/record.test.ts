@@ -67,11 +67,25 @@ describe('the program record', () => {
     await call('GET', '/v1/configurations');
     const keyId = await apiKeyIdOf(org.id);
     const participant = await participantWithCard(call);
+    const agreement = await call('POST', '/v1/agreements', {
+      type: 'cardholder_agreement',
+      title: 'Cardholder agreement',
+      body: 'The card is prepaid; funds come from completed milestones.',
+    });
     const program = await call('POST', '/v1/programs', {
       name: 'Forklift',
       totalAwardPool: 1_000,
       maxParticipants: 5,
+      requiredAgreements: [{ agreementId: agreement.body.id, reconsentOnNewVersion: true }],
     });
+    const consent = await call('POST', `/v1/users/${participant.userId}/agreements`, {
+      agreementId: agreement.body.id,
+      version: 1,
+      ipAddress: '198.51.100.23',
+      userAgent: 'Mozilla/5.0 (kiosk)',
+      method: 'click_through',
+    });
+    expect(consent.status).toBe(201);
     const programId = program.body.id as string;
     const name = 'Forklift, "class 1"';
     const assigned = await call('POST', '/v1/usertasks', {
@@ -97,7 +111,18 @@ describe('the program record', () => {
       approvals: [],
       disbursement: null,
     });
-    expect(open.body.consents).toEqual([]);
+    // What consent applies: the accepted version, its hash, when and from where.
+    expect(open.body.consents).toEqual([
+      expect.objectContaining({
+        agreementId: agreement.body.id,
+        agreementType: 'cardholder_agreement',
+        version: 1,
+        contentHash: agreement.body.contentHash,
+        ipAddress: '198.51.100.23',
+        userAgent: 'Mozilla/5.0 (kiosk)',
+        method: 'click_through',
+      }),
+    ]);
 
     const evidence = { certificateNumber: 'FL-1-2231', url: 'https://certs.example/FL-1-2231' };
     const completed = await call('PUT', `/v1/usertasks/${userTaskId}/complete`, {
@@ -118,6 +143,10 @@ describe('the program record', () => {
       { what: 'the spend on the record', deadlineMs: 20_000 },
     );
     const record = funded.body;
+    // The consent that applied at completion stays on the funded record.
+    expect(record.consents).toEqual([
+      expect.objectContaining({ agreementId: agreement.body.id, version: 1, contentHash: agreement.body.contentHash }),
+    ]);
 
     // Why reserved: the assignment, by this organization's API key, in that request, as a pending transfer.
     const [assignedEvent] = (await call('GET', '/v1/events?type=usertask.assigned&limit=100')).body.data.filter(
