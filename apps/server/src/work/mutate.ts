@@ -16,16 +16,29 @@ const clientCredentialPrefix = 'cli_';
  * unit, and turns its outcome into a response (a replay carries `Idempotent-Replayed: true`).
  * The work's value is the response body, as the API presents it.
  */
-export async function mutate(
+export async function mutate<T>(
   db: Db,
   request: FastifyRequest,
   reply: FastifyReply,
   status: number,
-  work: (unit: UnitOfWork) => Promise<Result<unknown>>,
+  work: (unit: UnitOfWork) => Promise<Result<T>>,
+  options: MutateOptions<T> = {},
 ): Promise<FastifyReply> {
-  const context = contextOf(request);
-  const outcome = await runUnit(db, context, work, { idempotency: idempotencyOf(request, context, status) });
+  const base = contextOf(request);
+  const context = options.organizationId === undefined ? base : { ...base, organizationId: options.organizationId };
+  const idempotency = idempotencyOf(request, base, status, options.redact);
+  const outcome = await runUnit(db, context, work, { idempotency });
   return answer(reply, status, outcome);
+}
+
+export interface MutateOptions<T> {
+  /** The organization the unit acts for, when an operator request names one. */
+  organizationId?: string;
+  /**
+   * The copy of the response kept to answer a replay of the same `Idempotency-Key`, for a body
+   * that shows a secret once: the caller gets the secret, the idempotency table never does.
+   */
+  redact?: (body: T) => unknown;
 }
 
 /**
@@ -64,11 +77,12 @@ export async function mutateInBatch<I, T>(
 }
 
 /** The request's `Idempotency-Key` as a claim: its scope, the key, and a hash of the request. */
-function idempotencyOf(
+function idempotencyOf<T>(
   request: FastifyRequest,
   context: UnitContext,
   status: number,
-): { claim: IdempotencyClaim; respond(body: unknown): StoredResponse } | undefined {
+  redact?: (body: T) => unknown,
+): { claim: IdempotencyClaim; respond(body: T): StoredResponse } | undefined {
   const rawKey = request.headers['idempotency-key'];
   const key = Array.isArray(rawKey) ? rawKey[0] : rawKey;
   if (key === undefined) return undefined;
@@ -83,15 +97,19 @@ function idempotencyOf(
   const requestHash = createHash('sha256')
     .update(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null, withoutSecrets)}`)
     .digest('hex');
-  return { claim: { scope, key, requestHash }, respond: (body) => ({ status, body }) };
+  return {
+    claim: { scope, key, requestHash },
+    respond: (body) => ({ status, body: redact === undefined ? body : redact(body) }),
+  };
 }
 
 /**
- * Fields kept out of the stored request hash: an SSN (nine digits) or an API key hashed with the
+ * Fields kept out of the stored request hash: an SSN (nine digits), an API key or a client
+ * password hashed with the
  * rest of a known body could be found again by trying every value. The same key with another
  * SSN is then a replay, not `idempotency_key_reused`.
  */
-const secretFields = new Set(['ssn', 'apiKey']);
+const secretFields = new Set(['ssn', 'apiKey', 'clientPassword']);
 function withoutSecrets(key: string, value: unknown): unknown {
   return secretFields.has(key) ? undefined : value;
 }
