@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
 import { signatureToleranceMs } from '../src/notifications/signature.js';
 import { retireSigningKey, targetOf } from '../src/notifications/targets.js';
-import { threePurchases } from './card-flow.js';
+import { fundedMilestones, participantWithCard, threePurchases } from './card-flow.js';
 import { type Client, countRows, newOrganization, pollUntil, startTestServer, type TestServer } from './harness.js';
 
 // Highnote's notifications in, over real HTTP: the sandbox registers the test server's own URL as
@@ -76,52 +76,19 @@ async function organizationWithTarget(name: string) {
   return { ...org, targetId };
 }
 
-const person = {
-  firstName: 'Ada',
-  lastName: 'Lovelace',
-  dateOfBirth: '1990-12-10',
-  address: { line1: '123 Main St', city: 'San Francisco', state: 'CA', postalCode: '94105', country: 'USA' },
-};
-
 /**
  * Person → application → card (suspended and activated again) → two milestones completed and
  * settled → three purchases. With notifications dropped, a reconciliation run recovers the spend.
  */
 async function fullFlow(call: Client, options: { reconcile?: boolean } = {}) {
-  const user = await call('POST', '/v1/users', person);
-  const application = await call('POST', '/v1/applications', {
-    userId: user.body.id,
-    consent: { acceptedAt: '2026-11-25T10:00:00.000Z' },
-  });
-  expect(application.status).toBe(201);
-  await until(
-    () => call('GET', `/v1/applications/${application.body.id}`),
-    (answer) => answer.body.status === 'approved',
-    'the approval',
-  );
-  const card = await call('POST', '/v1/cards', { userId: user.body.id, formFactor: 'virtual' });
-  expect(card.status).toBe(201);
-  expect((await call('POST', `/v1/cards/${card.body.id}/suspend`)).status).toBe(200);
-  expect((await call('POST', `/v1/cards/${card.body.id}/activate`)).status).toBe(200);
+  const participant = await participantWithCard(call);
+  expect((await call('POST', `/v1/cards/${participant.cardId}/suspend`)).status).toBe(200);
+  expect((await call('POST', `/v1/cards/${participant.cardId}/activate`)).status).toBe(200);
   const program = await call('POST', '/v1/programs', { name: 'P', totalAwardPool: 1_000, maxParticipants: 10 });
-  const userTasks: string[] = [];
-  for (const value of [125, 40.5]) {
-    const assigned = await call('POST', '/v1/usertasks', {
-      programId: program.body.id,
-      userId: user.body.id,
-      monetaryValue: value,
-    });
-    expect((await call('PUT', `/v1/usertasks/${assigned.body.id}/complete`)).status).toBe(200);
-    userTasks.push(assigned.body.id);
-    // Funded before the next completes: the disbursements settle in this order, which the spend's
-    // first-in-first-out attribution follows.
-    await until(
-      () => call('GET', `/v1/usertasks/${assigned.body.id}`),
-      (answer) => answer.body.status === 'funded',
-      'funding',
-    );
-  }
-  const purchases = await threePurchases(sandbox, card.body.highnotePaymentCardId);
+  // Each funded before the next completes: the disbursements settle in this order, which the
+  // spend's first-in-first-out attribution follows.
+  const userTasks = await fundedMilestones(call, program.body.id, participant.userId, [125, 40.5]);
+  const purchases = await threePurchases(sandbox, participant.paymentCardId);
   if (options.reconcile === true) {
     const run = await call('POST', '/v1/reconciliation/runs');
     expect(run.status).toBe(201);
@@ -132,7 +99,7 @@ async function fullFlow(call: Client, options: { reconcile?: boolean } = {}) {
     );
   }
   await until(
-    () => call('GET', `/v1/users/${user.body.id}/spend`),
+    () => call('GET', `/v1/users/${participant.userId}/spend`),
     (answer) =>
       answer.body.data?.length === 3 &&
       answer.body.data.every((spend: { status: string }) => spend.status !== 'authorized') &&
@@ -141,14 +108,14 @@ async function fullFlow(call: Client, options: { reconcile?: boolean } = {}) {
   );
   // Let late and doubled notifications land before the states are read.
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const spend = await call('GET', `/v1/users/${user.body.id}/spend`);
+  const spend = await call('GET', `/v1/users/${participant.userId}/spend`);
   const transactionNames = new Map([
     [purchases.groceries, 'groceries'],
     [purchases.hotel, 'hotel'],
     [purchases.boots, 'boots'],
   ]);
-  const finalCard = await call('GET', `/v1/cards/${card.body.id}`);
-  const finalApplication = await call('GET', `/v1/applications/${application.body.id}`);
+  const finalCard = await call('GET', `/v1/cards/${participant.cardId}`);
+  const finalApplication = await call('GET', `/v1/applications/${participant.applicationId}`);
   const disbursements = await call('GET', '/v1/disbursements');
   const finalProgram = await call('GET', `/v1/programs/${program.body.id}`);
   const ledger = await call('GET', `/v1/programs/${program.body.id}/ledger`);
