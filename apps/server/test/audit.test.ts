@@ -97,6 +97,9 @@ describe('the audit log', () => {
       (list) => list.length > 0 && list.every((entry) => entry.chain !== null),
       { what: 'the chain to seal every entry', deadlineMs: 20_000 },
     );
+    // Oldest first, by sequence as a number (not as text: 10 comes after 9).
+    const sequences = entries.map((entry) => BigInt((entry as Entry & { sequence: string }).sequence));
+    expect(sequences.every((sequence, index) => index === 0 || sequence > (sequences[index - 1] as bigint))).toBe(true);
     const types = entries.map((entry) => entry.type);
     expect(types).toEqual(expect.arrayContaining(['program.created', 'usertask.assigned', 'usertask.completed']));
     const completion = entries.find((entry) => entry.type === 'usertask.completed' && entry.resourceId === userTaskId);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { databaseUnavailableReason, openDatabase } from '../src/platform/db.js';
 import { errorStatuses, serviceUnavailableRetryAfterSeconds } from '../src/platform/errors.js';
@@ -28,7 +28,11 @@ import {
 // database that restarts under load without the service going wrong with it.
 
 /** How long a spawned server may take to answer /readyz with 200, in milliseconds. */
-const serverReadyTimeoutMs = 30_000;
+// A server process migrates a new embedded database before it is ready; on a loaded CI machine
+// running other suites in parallel that has taken more than 30 s.
+const serverReadyTimeoutMs = 90_000;
+// The tests here start server processes: room for the start above and the test itself.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 120_000 });
 /** How long a spawned server may take to exit after SIGTERM, in milliseconds. */
 const serverExitTimeoutMs = 30_000;
 /** Callers running at once in a load stream. */

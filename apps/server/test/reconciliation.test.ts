@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type RunningSandbox, startSandbox } from '../../../packages/highnote-sandbox/src/index.js';
 import { performRun } from '../src/reconciliation/run.js';
 import { fundedMilestones, participantWithCard, sandboxGraphql, threePurchases } from './card-flow.js';
@@ -12,6 +12,22 @@ const running: { close(): Promise<void> }[] = [];
 
 afterEach(async () => {
   for (const item of running.splice(0).reverse()) await item.close();
+});
+
+/** One sandbox and server for the tests that need nothing special of them (each has its organizations). */
+let shared: { sandbox: RunningSandbox; server: TestServer } | undefined;
+async function sharedServer() {
+  if (shared === undefined) {
+    const sandbox = await startSandbox({ port: 0, applicationApprovalDelayMs: 20, transferSettlementDelayMs: 20 });
+    const server = await startTestServer({ sandbox });
+    shared = { sandbox, server };
+  }
+  return shared;
+}
+
+afterAll(async () => {
+  await shared?.server.close();
+  await shared?.sandbox.close();
 });
 
 async function start(options: { transferSettlementDelayMs?: number; reconciliationIntervalMs?: number } = {}) {
@@ -54,7 +70,7 @@ async function reconcile(call: Awaited<ReturnType<typeof newOrganization>>['call
 
 describe('reconciliation runs', () => {
   it('finds nothing to report after clean delivery, spend included', async () => {
-    const { sandbox, server } = await start();
+    const { sandbox, server } = await sharedServer();
     const org = await newOrganization(server, 'Clean');
     await org.call('GET', '/v1/configurations');
     const participant = await participantWithCard(org.call);
@@ -83,7 +99,7 @@ describe('reconciliation runs', () => {
   });
 
   it('records spend whose notifications were all lost, and reports a transfer Tranche did not make', async () => {
-    const { sandbox, server } = await start();
+    const { sandbox, server } = await sharedServer();
     const org = await newOrganization(server, 'Lost spend');
     const configuration = await org.call('GET', '/v1/configurations');
     const participant = await participantWithCard(org.call);
@@ -150,6 +166,7 @@ describe('reconciliation runs', () => {
     const again = await reconcile(org.call);
     expect(again.mismatches.map((m) => m.kind).sort()).toEqual(['balance', 'unknown']);
     expect(again.summary.repaired).toBe(0);
+    await control(sandbox, { mode: 'normal' });
   });
 
   it('settles a disbursement whose transfer completed while its notification was lost', async () => {
@@ -225,7 +242,7 @@ describe('reconciliation runs', () => {
   });
 
   it('answers 404 for another organization’s run', async () => {
-    const { server } = await start();
+    const { server } = await sharedServer();
     const one = await newOrganization(server, 'One');
     const other = await newOrganization(server, 'Other');
     await one.call('GET', '/v1/configurations');

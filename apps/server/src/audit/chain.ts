@@ -100,7 +100,7 @@ export async function eventsForChain(
     WHERE organization_id = ${organizationId} AND sequence > ${range.afterSequence}::bigint
       ${range.upToSequence === undefined ? sql`` : sql`AND sequence <= ${range.upToSequence}::bigint`}
       ${range.createdBefore === undefined ? sql`` : sql`AND created_at < ${range.createdBefore.toISOString()}::timestamptz`}
-    ORDER BY sequence
+    ORDER BY events.sequence
     ${range.limit === undefined ? sql`` : sql`LIMIT ${range.limit}`}`.execute(db);
   return rows.rows;
 }

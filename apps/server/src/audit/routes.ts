@@ -141,7 +141,7 @@ export function auditRoutes(app: App, deps: { db: Db }): void {
         FROM events
         WHERE organization_id = ${organizationId} AND sequence > ${after}::bigint
           ${resourceId === undefined ? sql`` : sql`AND data -> 'object' ->> 'id' = ${resourceId}`}
-        ORDER BY sequence
+        ORDER BY events.sequence
         LIMIT ${size + 1}`.execute(db);
       const visible = rows.rows.slice(0, size);
       // The version of each resource just before its first change on this page.
