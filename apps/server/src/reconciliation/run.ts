@@ -8,7 +8,7 @@ import type { Db } from '../platform/db.js';
 import { ok } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
 import { defineJob, type JobContext, type JobRequest } from '../platform/jobs.js';
-import { iso, isoRequired } from '../platform/present.js';
+import { dollars, iso, isoRequired } from '../platform/present.js';
 import { Id, Nullable, NullableTimestamp, ObjectKind, OneOf, Timestamp } from '../platform/schemas.js';
 import { merchantOf, recordSpendEvent, spendsOfAccounts } from '../spend/spend.js';
 import { runUnit, systemContext } from '../work/runner.js';
@@ -395,10 +395,9 @@ export async function performRun(db: Db, issuers: Issuers, organizationId: strin
   await finish(db, organizationId, runId, { summary, mismatches: found });
 }
 
+/** An amount as a person reads it in a finding: `$25.50`. */
 function dollarsText(cents: bigint): string {
-  const sign = cents < 0n ? '-' : '';
-  const abs = cents < 0n ? -cents : cents;
-  return `${sign}$${abs / 100n}.${(abs % 100n).toString().padStart(2, '0')}`;
+  return `$${dollars(cents).toFixed(2)}`;
 }
 
 /** One disbursement against Highnote's transfer: the differences, each repaired when safe. */

@@ -7,7 +7,7 @@ import { assert } from '../platform/errors.js';
 import { type EventType, eventTypes } from '../platform/events.js';
 import { disbursementReturnTransferId, settlementTransferId } from '../platform/ids.js';
 import { dollars, iso, isoRequired } from '../platform/present.js';
-import { type Spend, spendsOfAccounts } from '../spend/spend.js';
+import { type Spend, spendsOfDisbursements } from '../spend/spend.js';
 import { presentUserTask, type UserTask } from '../usertasks/usertask.js';
 
 /**
@@ -103,26 +103,6 @@ async function transfersOf(db: Db, organizationId: string, ids: readonly string[
   );
 }
 
-/** The spends on the disbursements' card accounts, and what of each disbursement they drew. */
-async function spendOf(db: Db, organizationId: string, disbursements: readonly Disbursement[]) {
-  const cardIds = [
-    ...new Set(disbursements.flatMap((d) => (d.status === 'settled' && d.cardId !== null ? [d.cardId] : []))),
-  ];
-  if (cardIds.length === 0) return { spends: [] as Spend[], spentByDisbursement: new Map<string, bigint>() };
-  const accounts = await db
-    .selectFrom('cards')
-    .select('highnote_financial_account_id')
-    .distinct()
-    .where('organization_id', '=', organizationId)
-    .where('id', 'in', cardIds)
-    .execute();
-  return spendsOfAccounts(
-    db,
-    organizationId,
-    accounts.map((row) => row.highnote_financial_account_id),
-  );
-}
-
 function presentTransfer(transfer: RecordTransfer | undefined) {
   if (transfer === undefined) return null;
   return {
@@ -164,7 +144,7 @@ export async function gatherRecords(db: Db, organizationId: string, userTasks: r
       .where('id', 'in', [...new Set(userTasks.map((userTask) => userTask.programId))])
       .execute(),
     eventsOf(db, organizationId, [...userTaskIds, ...disbursements.map((d) => d.id)]),
-    spendOf(db, organizationId, disbursements),
+    spendsOfDisbursements(db, organizationId, disbursements),
   ]);
   const transferIdsOf = new Map(
     reservationRows.map((row) => [

@@ -346,16 +346,16 @@ export async function accountsOfProgram(db: Db, organizationId: string, programI
   return rows.map((row) => row.highnote_financial_account_id);
 }
 
-/** `spent` for each settled disbursement given (others spent nothing), from its account's FIFO. */
-export async function spentOfDisbursements(
+/** The spends on the card accounts the given settled disbursements funded, attributed. */
+export async function spendsOfDisbursements(
   db: Db,
   organizationId: string,
-  disbursements: readonly { id: string; status: string; cardId: string | null }[],
-): Promise<Map<string, bigint>> {
+  disbursements: readonly { status: string; cardId: string | null }[],
+): Promise<{ spends: Spend[]; spentByDisbursement: Map<string, bigint> }> {
   const cardIds = [
     ...new Set(disbursements.flatMap((d) => (d.status === 'settled' && d.cardId !== null ? [d.cardId] : []))),
   ];
-  if (cardIds.length === 0) return new Map();
+  if (cardIds.length === 0) return { spends: [], spentByDisbursement: new Map() };
   const accounts = await db
     .selectFrom('cards')
     .select('highnote_financial_account_id')
@@ -363,12 +363,20 @@ export async function spentOfDisbursements(
     .where('organization_id', '=', organizationId)
     .where('id', 'in', cardIds)
     .execute();
-  const { spentByDisbursement } = await spendsOfAccounts(
+  return spendsOfAccounts(
     db,
     organizationId,
     accounts.map((row) => row.highnote_financial_account_id),
   );
-  return spentByDisbursement;
+}
+
+/** `spent` for each settled disbursement given (others spent nothing), from its account's FIFO. */
+export async function spentOfDisbursements(
+  db: Db,
+  organizationId: string,
+  disbursements: readonly { status: string; cardId: string | null }[],
+): Promise<Map<string, bigint>> {
+  return (await spendsOfDisbursements(db, organizationId, disbursements)).spentByDisbursement;
 }
 
 /**
