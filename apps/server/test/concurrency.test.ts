@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type Client,
   client,
@@ -10,6 +10,9 @@ import {
   type TestServer,
   testDatabaseKind,
 } from './harness.js';
+
+// Some tests here start server processes, which a loaded CI machine can take a minute to ready.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 120_000 });
 
 // Racing requests through the real HTTP server: the pool, the cap and a user task's state hold.
 

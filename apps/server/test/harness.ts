@@ -261,7 +261,8 @@ export async function listAll(call: Client, path: string, maxPages = 100): Promi
 
 const mainScript = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 /** How long a spawned server may take to answer /readyz with 200, in milliseconds. */
-const serverProcessReadyTimeoutMs = 30_000;
+// A server process migrates a new database before it is ready: on a loaded CI machine that has taken over 30 s.
+const serverProcessReadyTimeoutMs = 90_000;
 
 export interface ServerProcess {
   child: ChildProcess;

@@ -153,7 +153,10 @@ export function jobCatalog(options: {
       ...sweep(options.sweepIntervalMs),
       run: async (context) => {
         const { deleted, caughtUp } = await deleteExpiredIdempotencyKeys(context.db, context);
-        if (!caughtUp) context.log.warn({ deleted }, 'idempotency key cleanup is behind; the next run continues');
+        // A run the worker stopped (its signal aborted) is not behind: it simply ended early.
+        if (!caughtUp && !context.signal.aborted) {
+          context.log.warn({ deleted }, 'idempotency key cleanup is behind; the next run continues');
+        }
       },
     }),
     defineJob<NoPayload>({
